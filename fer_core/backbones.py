@@ -1,0 +1,275 @@
+"""The backbone registry and model assembly.
+
+Every model has the same three named parts, so training, feature caching,
+transfer between runs and fine-tuning can address them:
+
+    input (S, S, 1) pixels 0..255
+      -> "augmentation"  (Keras preprocessing layers; identity at inference)
+      -> "features"      (preprocessing + base network + pooling)
+      -> "head"          (dense + BatchNorm + dropout + softmax, L2 on dense)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import UserError
+from .kerasenv import keras
+from .layers import BackbonePreprocess, GrayToRGB
+
+layers = keras.layers
+
+
+class ModelConfigError(UserError, ValueError):
+    """An impossible model option; the message says why and what would work."""
+
+
+class WeightsError(UserError, RuntimeError):
+    """Pre-trained weights could not be loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    default_size: int
+    min_size: int
+    preprocess: str           # BackbonePreprocess mode
+    pooling: str              # "avg" or "flatten"
+    imagenet: bool            # has keras.applications ImageNet weights
+    weights_file: str = ""    # name of the no-top ImageNet file in ~/.keras/models/
+    app: Callable | None = None   # keras.applications constructor
+
+
+def _apps():
+    a = keras.applications
+    return {
+        "vgg16": Backbone("vgg16", 96, 32, "caffe", "avg", True,
+                          "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", a.VGG16),
+        "vgg19": Backbone("vgg19", 96, 32, "caffe", "avg", True,
+                          "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", a.VGG19),
+        "resnet50v2": Backbone("resnet50v2", 96, 32, "tf", "avg", True,
+                               "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5", a.ResNet50V2),
+        "mobilenetv2": Backbone("mobilenetv2", 96, 32, "tf", "avg", True,
+                                "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
+                                a.MobileNetV2),
+        "efficientnetb0": Backbone("efficientnetb0", 96, 32, "raw", "avg", True,
+                                   "efficientnetb0_notop.h5", a.EfficientNetB0),
+    }
+
+
+BACKBONES: dict[str, Backbone] = {
+    "custom_cnn": Backbone("custom_cnn", 48, 16, "unit", "flatten", False),
+    "fer_vgg": Backbone("fer_vgg", 48, 24, "unit", "flatten", False),
+    **_apps(),
+}
+MOBILENET_IMAGENET_SIZES = (96, 128, 160, 192, 224)
+
+
+def get_backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ModelConfigError(f"unknown backbone '{name}'; choose one of: {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+# ---------------------------------------------------------------- our own conv stacks
+def _conv_bn(x, filters, name):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def custom_cnn_base(x):
+    """The seed notebooks' net: 6 conv (ReLU), 3 BatchNorm, 3 max-pool, 3 dropout (+ 2 dense in the head)."""
+    for i, f in enumerate((64, 128, 256), start=1):
+        x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"block{i}_conv1")(x)
+        x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"block{i}_conv2")(x)
+        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+        x = layers.Dropout(0.25, name=f"block{i}_drop")(x)
+    return x
+
+
+def fer_vgg_base(x):
+    """Our default: a VGG-style stack sized for 48x48 faces and a CPU budget (~1.2 M params).
+
+    Four stages of two 3x3 conv + BatchNorm, widths 32-64-128-256, max-pool between;
+    the accuracy-per-FLOP sweet spot for FER2013 (VGG-style nets hold the published record).
+    """
+    for i, f in enumerate((32, 64, 128, 256), start=1):
+        x = _conv_bn(x, f, f"stage{i}a")
+        x = _conv_bn(x, f, f"stage{i}b")
+        x = layers.MaxPooling2D(2, name=f"stage{i}_pool")(x)
+        if i >= 2:
+            x = layers.Dropout(0.1 * (i - 1), name=f"stage{i}_drop")(x)
+    return x
+
+
+# ---------------------------------------------------------------- ImageNet weights
+def keras_cache_file(bb: Backbone, size: int) -> Path:
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    return cache / bb.weights_file.format(size=size if size in MOBILENET_IMAGENET_SIZES else 224)
+
+
+def _imagenet_base(bb: Backbone, size: int, weights):
+    """keras.applications base; `weights` is 'imagenet', None or a file path."""
+    kwargs = dict(include_top=False, input_shape=(size, size, 3))
+    if bb.name == "mobilenetv2" and weights == "imagenet" and size not in MOBILENET_IMAGENET_SIZES:
+        raise ModelConfigError(f"MobileNetV2 ImageNet weights exist for input sizes {MOBILENET_IMAGENET_SIZES}; "
+                               f"{size} was asked. Pick one of those sizes, or weights none.")
+    if weights != "imagenet":
+        return bb.app(weights=weights, **kwargs)
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)   # fail fast when offline instead of hanging on a download
+    try:
+        return bb.app(weights="imagenet", **kwargs)
+    except Exception as e:  # the download failed (offline, proxy, ...): say what to do instead
+        target = keras_cache_file(bb, size)
+        raise WeightsError(
+            f"could not download the ImageNet weights for {bb.name} ({type(e).__name__}: {str(e)[:120]}). "
+            f"Place the file '{target.name}' in {target.parent}/ (download it on a machine with internet "
+            f"from keras-applications' releases), or pass it with --weights PATH, or use --weights none."
+        ) from None
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+
+
+# ---------------------------------------------------------------- assembly
+def augmentation_layers(seed: int) -> keras.Sequential:
+    """Flip, small rotation, zoom, shift and contrast: what a webcam face varies by."""
+    return keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomRotation(0.06, fill_mode="reflect", seed=seed + 1),
+        layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 2),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3),
+        layers.RandomContrast(0.2, seed=seed + 4),
+    ], name="augmentation")
+
+
+def build_features(backbone: str, image_size: int, input_size: int, weights=None) -> keras.Model:
+    """Preprocessing + base + pooling, as one sub-model named 'features'."""
+    bb = get_backbone(backbone)
+    inp = keras.Input((image_size, image_size, 1), name="pixels")
+    x = inp
+    if input_size != image_size:
+        x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(x)
+    if bb.imagenet:
+        x = GrayToRGB(name="gray_to_rgb")(x)
+    x = BackbonePreprocess(bb.preprocess, name="preprocess")(x)
+    if bb.name == "custom_cnn":
+        x = custom_cnn_base(x)
+    elif bb.name == "fer_vgg":
+        x = fer_vgg_base(x)
+    else:
+        base = _imagenet_base(bb, input_size, weights)
+        base._name = "base"   # a stable name, so fine-tuning and transfer find it
+        x = base(x)
+    x = layers.Flatten(name="flatten")(x) if bb.pooling == "flatten" else layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, x, name="features")
+
+
+def build_head(num_features: int, num_classes: int, units: int, dropout: float, l2: float) -> keras.Sequential:
+    reg = keras.regularizers.L2(l2) if l2 else None
+    return keras.Sequential([
+        keras.Input((num_features,)),
+        layers.Dropout(dropout / 2),
+        layers.Dense(units, use_bias=False, kernel_regularizer=reg),
+        layers.BatchNormalization(),
+        layers.Activation("relu"),
+        layers.Dropout(dropout),
+        layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="probabilities"),
+    ], name="head")
+
+
+def assemble(features: keras.Model, head: keras.Model, image_size: int, augment: bool, seed: int) -> keras.Model:
+    inp = keras.Input((image_size, image_size, 1), name="pixels")
+    x = augmentation_layers(seed)(inp) if augment else inp
+    out = head(features(x))
+    return keras.Model(inp, out, name="emotion_model")
+
+
+def base_layers(features: keras.Model) -> list:
+    """The layers that carry learned weights in the base (the part frozen, fine-tuned or transferred)."""
+    try:
+        return features.get_layer("base").layers
+    except ValueError:
+        return [l for l in features.layers if l.weights]
+
+
+def freeze_base(features: keras.Model) -> None:
+    features.trainable = False
+
+
+def unfreeze_top(features: keras.Model, n_layers: int) -> int:
+    """Unfreeze the top n layers of the base (-1 = all), keeping BatchNorm frozen (keras-io recipe).
+
+    Returns how many layers became trainable.
+    """
+    blocks = base_layers(features)
+    if n_layers == -1 or n_layers > len(blocks):
+        if n_layers > len(blocks):
+            raise ModelConfigError(f"fine-tune depth {n_layers} is beyond the model: its base has "
+                                   f"{len(blocks)} layers. Use at most {len(blocks)}, or -1 for all.")
+        n_layers = len(blocks)
+    features.trainable = True
+    try:
+        features.get_layer("base").trainable = True
+    except ValueError:
+        pass
+    chosen = set(id(l) for l in blocks[len(blocks) - n_layers:])
+    count = 0
+    for layer in _all_layers(features):
+        if layer is features or isinstance(layer, keras.Model):
+            continue
+        train = id(layer) in chosen and not isinstance(layer, layers.BatchNormalization)
+        layer.trainable = train
+        count += int(train and bool(layer.weights))
+    return count
+
+
+def _all_layers(model):
+    for l in model.layers:
+        yield l
+        if isinstance(l, keras.Model):
+            yield from _all_layers(l)
+
+
+def resolve_input_size(backbone: str, input_size: int) -> int:
+    bb = get_backbone(backbone)
+    size = input_size or bb.default_size
+    if size < bb.min_size:
+        raise ModelConfigError(f"input size {size} is too small for {backbone}: it needs at least "
+                               f"{bb.min_size}x{bb.min_size} (its pooling stages would shrink the face to nothing).")
+    if size > 320:
+        raise ModelConfigError(f"input size {size} is larger than this app supports (320); 48-224 are sensible.")
+    return size
+
+
+def build_model(backbone: str, num_classes: int, image_size: int = 48, input_size: int = 0,
+                weights: str = "none", head_units: int = 256, dropout: float = 0.5, l2: float = 1e-4,
+                augment: bool = True, seed: int = 1337):
+    """-> (model, features, head). weights: 'imagenet', 'none' or a weights file path ('run:' is handled by training)."""
+    bb = get_backbone(backbone)
+    size = resolve_input_size(backbone, input_size)
+    if weights not in ("none", "", None) and not bb.imagenet and weights == "imagenet":
+        raise ModelConfigError(f"{backbone} has no ImageNet weights; use --weights none or run:RUN_DIR.")
+    w = None if weights in ("none", "", None) else weights
+    if w and w != "imagenet":
+        if not Path(w).is_file():
+            raise WeightsError(f"weights file not found: {w}")
+        if not bb.imagenet:
+            w_file, w = w, None
+        else:
+            w_file = None
+    else:
+        w_file = None
+    keras.utils.set_random_seed(seed)
+    features = build_features(backbone, image_size, size, w)
+    if w_file:
+        features.load_weights(w_file)
+    head = build_head(features.output.shape[-1], num_classes, head_units, dropout, l2)
+    model = assemble(features, head, image_size, augment, seed)
+    return model, features, head

@@ -1,0 +1,55 @@
+"""Re-evaluate a stored run's model, on its own test split or on another dataset."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import runstore
+from .datasets import DatasetError, load_dataset
+from .evaluation import evaluate_arrays, match_labels
+from .splits import make_split
+
+
+def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: bool = False, save: bool = False) -> dict:
+    from .inference import EmotionRecognizer
+    run_dir = Path(run_dir)
+    info = runstore.read_json(run_dir / "run.json", None)
+    if info is None:
+        raise runstore.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
+    cfg = info.get("config", {})
+    rec = EmotionRecognizer.from_run(run_dir, prefer_tflite=False)
+    data_path = data or cfg.get("data")
+    ds = load_dataset(data_path, cfg.get("image_size", 48))
+    same_data = data is None or Path(data).resolve() == Path(cfg.get("data", "")).resolve()
+    if split == "all":
+        idx = np.arange(len(ds))
+    else:
+        if split not in ("train", "val", "test"):
+            raise DatasetError(f"unknown split '{split}'; use train, val, test or all")
+        if same_data and (run_dir / "split.json").exists():
+            sj = runstore.read_json(run_dir / "split.json", {}) or {}
+            idx = np.array(sj.get("indices", {}).get(split, []), dtype=np.int64)
+        else:
+            spec = "official" if ds.splits is not None else (info.get("split", {}) or {}).get("spec", "auto")
+            try:
+                s = make_split(ds, spec, cfg.get("seed", 1337))
+            except DatasetError:
+                s = make_split(ds, "auto", cfg.get("seed", 1337))
+            idx = getattr(s, split)
+    mapping, missing = match_labels(rec.class_names, ds.class_names)
+    keep = np.array([i for i in idx if int(ds.labels[i]) in mapping], dtype=np.int64)
+    y = np.array([mapping[int(ds.labels[i])] for i in keep], dtype=np.int64)
+    t0 = time.time()
+    m, _ = evaluate_arrays(rec.predict_fn, ds.images[keep], y, rec.class_names, tta=tta)
+    result = {"run": str(run_dir), "data": str(data_path), "split": split, **m,
+              "classes_model_lacks": missing, "samples_skipped": int(len(idx) - len(keep)),
+              "evaluated": runstore.now_iso()}
+    if save:
+        out = run_dir / "evaluations"
+        out.mkdir(exist_ok=True)
+        name = f"{Path(str(data_path)).name}-{split}{'-tta' if tta else ''}.json"
+        runstore.write_json_atomic(out / runstore.safe_slug(name), result)
+    return result

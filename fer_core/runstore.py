@@ -1,0 +1,240 @@
+"""The run store: one folder per training run under `runs/`.
+
+Format (documented in the README, readable without this package):
+  run.json          config, dataset fingerprint, split, status, heartbeat, times, error, versions
+  history.csv       one row per epoch
+  metrics.json      evaluation of the best checkpoint
+  predictions.csv   one row per test sample
+  split.json        which samples went where
+  model.keras       best checkpoint (by validation accuracy)
+  last.keras        latest checkpoint, for resume
+  train.log         the training process's output
+Every file is written atomically (temp file + rename) so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+HEARTBEAT_SECONDS = 10
+STALE_AFTER_SECONDS = 90   # a running run whose heartbeat is older than this has died
+
+
+class RunStoreError(UserError):
+    """A run folder or name problem, with a message meant for the user."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- atomic writes
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_text_atomic(path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_csv_atomic(path, header: list[str], rows) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+        if isinstance(o, np.integer):
+            return int(o)
+        if isinstance(o, np.floating):
+            return float(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)
+
+
+def read_json(path, default=None):
+    """Read a JSON file; a missing or damaged file gives `default` instead of an exception."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+# ---------------------------------------------------------------- run folders
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_slug(name: str, max_len: int = 60) -> str:
+    """A user's run name made safe as one folder name: no separators, no '..', no absolute paths."""
+    slug = _SLUG.sub("-", name or "").strip(".-_")
+    slug = slug.replace("..", "-")
+    return slug[:max_len] or "run"
+
+
+def create_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
+    """A new, unique run folder. mkdir without exist_ok makes two simultaneous launches distinct."""
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for _ in range(100):
+        run_dir = runs_dir / f"{stamp}-{safe_slug(name)}-{secrets.token_hex(2)}"
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RunStoreError(f"could not create a new run folder in {runs_dir}")
+
+
+def resolve_run_dir(runs_dir, run: str) -> Path:
+    """A run given by path or by id; refuses anything that would escape runs_dir."""
+    p = Path(run)
+    if p.is_dir() and (p / "run.json").exists():
+        return p
+    base = Path(runs_dir).resolve()
+    candidate = (base / run).resolve()
+    if base not in candidate.parents:
+        raise RunStoreError(f"'{run}' is not a run inside {runs_dir}")
+    if not candidate.is_dir():
+        raise RunStoreError(f"no run '{run}' in {runs_dir}")
+    return candidate
+
+
+class Heartbeat:
+    """Updates run.json's heartbeat at most every HEARTBEAT_SECONDS."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self._last = 0.0
+
+    def beat(self, force: bool = False, **fields) -> None:
+        t = time.time()
+        if not force and not fields and t - self._last < HEARTBEAT_SECONDS:
+            return
+        self._last = t
+        update_run(self.run_dir, heartbeat=now_iso(), heartbeat_unix=t, **fields)
+
+
+def update_run(run_dir, **fields) -> dict:
+    """Merge fields into run.json (atomically)."""
+    path = Path(run_dir) / "run.json"
+    info = read_json(path, default={}) or {}
+    info.update(fields)
+    write_json_atomic(path, info)
+    return info
+
+
+def effective_status(info: dict) -> str:
+    """'running' with a stale heartbeat means the process died: show it as failed."""
+    status = info.get("status", "unknown")
+    if status == "running":
+        hb = info.get("heartbeat_unix") or 0
+        if time.time() - hb > STALE_AFTER_SECONDS:
+            return "failed"
+    return status
+
+
+def read_run(run_dir) -> dict:
+    """Everything about one run that the pages and CLI show; never raises on damaged files."""
+    run_dir = Path(run_dir)
+    info = read_json(run_dir / "run.json", default=None)
+    problems = []
+    if info is None:
+        problems.append("run.json is missing or damaged")
+        info = {}
+    metrics = read_json(run_dir / "metrics.json", default=None)
+    if metrics is None and (run_dir / "metrics.json").exists():
+        problems.append("metrics.json is damaged")
+    status = effective_status(info) if info else "damaged"
+    if status == "failed" and info.get("status") == "running":
+        info.setdefault("error", "the training process stopped without finishing (no heartbeat)")
+    cfg = info.get("config", {})
+    test = (metrics or {}).get("test", {}) if isinstance(metrics, dict) else {}
+    has_model = (run_dir / "model.keras").exists()
+    return {
+        "id": run_dir.name,
+        "path": str(run_dir),
+        "name": info.get("name") or run_dir.name,
+        "status": status,
+        "dataset": info.get("dataset", {}).get("name", Path(cfg.get("data", "")).name),
+        "backbone": cfg.get("backbone"),
+        "weights": cfg.get("weights"),
+        "epochs_done": info.get("epochs_done", 0),
+        "best_val_accuracy": info.get("best_val_accuracy"),
+        "test_accuracy": test.get("accuracy"),
+        "macro_f1": test.get("macro_f1"),
+        "train_seconds": info.get("train_seconds"),
+        "created": info.get("created"),
+        "error": info.get("error"),
+        "has_model": has_model,
+        "problems": problems,
+        "info": info,
+        "metrics": metrics,
+    }
+
+
+def list_runs(runs_dir) -> list[dict]:
+    """All runs, newest first. Folders without run.json are listed as damaged, not skipped."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for d in sorted(runs_dir.iterdir(), key=lambda p: p.name, reverse=True):
+        if d.is_dir() and not d.name.startswith("."):
+            out.append(read_run(d))
+    return out
+
+
+def rename_run(run_dir, new_name: str) -> None:
+    """Renaming changes the display name only; the folder (and links to it) stay."""
+    new_name = (new_name or "").strip()
+    if not new_name:
+        raise RunStoreError("a run name cannot be empty")
+    update_run(run_dir, name=new_name[:120])
+
+
+def delete_run(runs_dir, run_dir) -> None:
+    run_dir = Path(run_dir).resolve()
+    if Path(runs_dir).resolve() not in run_dir.parents:
+        raise RunStoreError(f"{run_dir} is not inside {runs_dir}; not deleting")
+    shutil.rmtree(run_dir)
