@@ -1,0 +1,55 @@
+"""Helpers shared by the pages (the only Streamlit-aware module besides the pages themselves)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from fer_core import defaults, runstore
+
+
+def runs_dir() -> Path:
+    """The run store; FER_RUNS_DIR overrides it (tests point it at a temporary folder)."""
+    return Path(os.environ.get("FER_RUNS_DIR", defaults.RUNS_DIR))
+
+
+def completed_runs() -> list[dict]:
+    return [r for r in runstore.list_runs(runs_dir()) if r["status"] == "completed" and r["has_model"]]
+
+
+def default_run_path() -> Path | None:
+    """The committed default model, or else the newest completed run."""
+    d = runs_dir() / defaults.DEFAULT_RUN_ID
+    if (d / "model.keras").is_file():
+        return d
+    runs = completed_runs()
+    return Path(runs[0]["path"]) if runs else None
+
+
+@st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
+def get_recognizer(run_path: str, _mtime: float = 0.0):
+    """One loaded model per run per server (not per page or session). _mtime busts the cache on re-train."""
+    from fer_core.inference import EmotionRecognizer
+    return EmotionRecognizer.from_run(run_path)
+
+
+def recognizer_for(run_path: str | Path):
+    p = Path(run_path) / "model.keras"
+    return get_recognizer(str(run_path), p.stat().st_mtime if p.exists() else 0.0)
+
+
+def model_picker(key: str = "model") -> Path | None:
+    """A select box of completed runs, the default model preselected."""
+    runs = completed_runs()
+    if not runs:
+        st.warning("No trained model yet. Train one on the Train page, or restore the default run in runs/.")
+        return None
+    default = default_run_path()
+    labels = [f"{r['name']} — {r['backbone']} on {r['dataset']}"
+              + (f", test acc {r['test_accuracy']:.1%}" if r['test_accuracy'] is not None else "") for r in runs]
+    paths = [r["path"] for r in runs]
+    index = paths.index(str(default)) if default is not None and str(default) in paths else 0
+    choice = st.selectbox("Model", range(len(runs)), index=index, format_func=lambda i: labels[i], key=key)
+    return Path(paths[choice])
