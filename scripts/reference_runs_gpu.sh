@@ -16,7 +16,7 @@ PY=${PYTHON:-python3}
 
 if [ "$STAGE" = fer ]; then
   # Default-model candidates: fer_vgg on FER2013, selected later on PublicTest (val) only.
-  common="--data $FER --backbone fer_vgg --split official --epochs 120 --batch-size 64 --runs-dir $RUNS --max-train-seconds 430"
+  common="--data $FER --backbone fer_vgg --split official --epochs 120 --batch-size 64 --runs-dir $RUNS --max-train-seconds 400"
   timeout 540 $PY -m fer_core train $common --name default-adam-plateau --optimizer adam --lr 1e-3 --schedule plateau --early-stopping 25 >"$LOGS/d1.log" 2>&1 &
   timeout 540 $PY -m fer_core train $common --name default-sgd-plateau --optimizer sgd --lr 0.01 --schedule plateau --early-stopping 25 >"$LOGS/d2.log" 2>&1 &
   timeout 540 $PY -m fer_core train $common --name default-adam-plateau-ls --optimizer adam --lr 1e-3 --schedule plateau --early-stopping 25 --label-smoothing 0.1 >"$LOGS/d3.log" 2>&1 &
@@ -26,10 +26,10 @@ if [ "$STAGE" = fer ]; then
   # from scratch (no ImageNet download here); then each FER2013 backbone transferred to CK+ (10 folds, head only).
   for bb in custom_cnn fer_vgg vgg16 vgg19 resnet50v2 mobilenetv2 efficientnetb0; do
     (
-      timeout 330 $PY -m fer_core train --data "$FER" --backbone $bb --split official --epochs 300 --early-stopping 0 \
+      timeout 310 $PY -m fer_core train --data "$FER" --backbone $bb --split official --epochs 300 --early-stopping 0 \
         --max-train-seconds 180 --name cmp-fer-$bb --runs-dir $RUNS >"$LOGS/cmp-fer-$bb.log" 2>&1
       src=$(tail -n 1 "$LOGS/cmp-fer-$bb.log")
-      [ -f "$src/model.keras" ] && timeout 220 $PY -m fer_core kfold --data "$CK" --backbone $bb --weights "run:$src" \
+      [ -f "$src/model.keras" ] && timeout 200 $PY -m fer_core kfold --data "$CK" --backbone $bb --weights "run:$src" \
         --augment off --epochs 60 --early-stopping 15 --folds 10 --name cmp-ck-$bb --runs-dir $RUNS >"$LOGS/cmp-ck-$bb.log" 2>&1
     ) &
   done
