@@ -1,0 +1,297 @@
+"""The training queue: runs waiting, running and finished, kept entirely in the run store.
+
+There is no server process or in-memory queue to lose. A job *is* a run folder:
+  enqueue        creates the folder with run.json status 'queued' and the full config
+  start_queued   launches queued runs, oldest first, while fewer than `max_concurrent` run;
+                 each one is `python -m fer_core train --run-dir DIR ...` in its own session,
+                 so it outlives the Streamlit script, a page reload or a closed browser
+  cancel         a queued run is marked cancelled; a running one gets a CANCEL file and SIGTERM,
+                 and training stops cleanly (status 'cancelled', checkpoints kept)
+Any page (or several browser sessions at once) can call `start_queued`; a file lock makes
+sure two callers never launch the same run twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import runstore
+from .config import TrainConfig
+from .defaults import REPO_ROOT
+
+DEFAULT_MAX_CONCURRENT = 1
+_SETTINGS = ".queue.json"      # hidden: list_runs only lists folders, and skips dot-names anyway
+_LOCK = ".queue.lock"
+
+
+class JobError(runstore.RunStoreError):
+    """A queue action that cannot be done (e.g. cancelling a finished run)."""
+
+
+# ---------------------------------------------------------------- settings
+def max_concurrent(runs_dir) -> int:
+    """The cap on simultaneous trainings, stored in the run store so every session shares it."""
+    value = (runstore.read_json(Path(runs_dir) / _SETTINGS, {}) or {}).get("max_concurrent")
+    return value if isinstance(value, int) and value >= 1 else DEFAULT_MAX_CONCURRENT
+
+
+def set_max_concurrent(runs_dir, value: int) -> None:
+    if int(value) < 1:
+        raise JobError("at least one run must be allowed to run at a time")
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    runstore.write_json_atomic(Path(runs_dir) / _SETTINGS, {"max_concurrent": int(value)})
+
+
+@contextlib.contextmanager
+def _queue_lock(runs_dir):
+    """An exclusive lock over the whole queue (an flock on a file in the run store)."""
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(runs_dir) / _LOCK, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- enqueue
+def enqueue(runs_dir, cfg: TrainConfig) -> Path:
+    """Validate the config, then create a queued run folder. Raises UserError with a readable message."""
+    from .training import validate_config
+    cfg = dataclasses.replace(cfg, runs_dir=str(runs_dir))
+    if not cfg.data:
+        raise JobError("choose a dataset first")
+    cfg.data = str(Path(cfg.data).expanduser().resolve())
+    if cfg.weights.startswith("run:"):
+        cfg.weights = "run:" + str(Path(cfg.weights[4:]).resolve())
+    if not Path(cfg.data).exists():
+        raise JobError(f"dataset path not found: {cfg.data}")
+    validate_config(cfg)
+    name = cfg.name or f"{cfg.backbone}-{Path(cfg.data).name}"
+    run_dir = runstore.create_run_dir(runs_dir, name)
+    runstore.write_json_atomic(run_dir / "run.json", {
+        "name": name, "status": "queued", "config": cfg.to_dict(),
+        "created": runstore.now_iso(), "queued_unix": time.time(),
+    })
+    return run_dir
+
+
+def cli_args(cfg: TrainConfig, run_dir) -> list[str]:
+    """The `python -m fer_core train` command line that trains exactly `cfg` into `run_dir`.
+
+    Every TrainConfig field is a CLI flag of the same name (dashes for underscores),
+    except image_size, which the CLI does not expose (it is always the default there).
+    """
+    args = [sys.executable, "-m", "fer_core", "train", "--run-dir", str(run_dir)]
+    for key, value in cfg.to_dict().items():
+        if key == "image_size":
+            continue
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+# ---------------------------------------------------------------- state of the queue
+def _pid_alive(pid) -> bool:
+    """True if the process exists and is not a zombie; reaps it if it is our own finished child."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass   # not our child (launched by another server, or before a restart)
+    except OSError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _reconcile(run_dir: Path, info: dict) -> dict:
+    """A 'running' run whose process has exited without saying so is recorded as failed (or cancelled)."""
+    if info.get("status") != "running" or _pid_alive(info.get("pid")):
+        return info
+    info = runstore.read_json(run_dir / "run.json", {}) or {}   # re-read: it may have just finished
+    if info.get("status") != "running":
+        return info
+    if (run_dir / "CANCEL").exists():
+        return runstore.update_run(run_dir, status="cancelled", ended=runstore.now_iso())
+    return runstore.update_run(run_dir, status="failed", ended=runstore.now_iso(),
+                               error="the training process exited unexpectedly: " + log_tail(run_dir, 1).strip())
+
+
+def _scan(runs_dir) -> tuple[list[Path], list[Path]]:
+    """-> (queued oldest first, running) after reconciling dead processes."""
+    queued, running = [], []
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return [], []
+    for d in sorted(root.iterdir()):
+        if not d.is_dir() or d.name.startswith("."):
+            continue
+        info = runstore.read_json(d / "run.json", None)
+        if not isinstance(info, dict):
+            continue
+        info = _reconcile(d, info)
+        status = runstore.effective_status(info)
+        if status == "queued":
+            queued.append((info.get("queued_unix") or 0, d.name, d))
+        elif status == "running":
+            running.append(d)
+    return [d for *_, d in sorted(queued)], running
+
+
+def active_jobs(runs_dir) -> dict:
+    """{'queued': [run dirs, next first], 'running': [run dirs]}."""
+    queued, running = _scan(runs_dir)
+    return {"queued": queued, "running": running}
+
+
+# ---------------------------------------------------------------- launching
+def launch(run_dir) -> int:
+    """Start the training process for one queued run; returns its pid.
+
+    The child gets its own session (a page reload or server restart does not kill it).
+    Its stderr (loading progress, warnings, a crash's last words) is appended to train.log;
+    stdout is dropped because the training loop already writes every log line to train.log itself.
+    """
+    run_dir = Path(run_dir)
+    info = runstore.read_json(run_dir / "run.json", {}) or {}
+    cfg = TrainConfig.from_dict(info.get("config", {}))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    with open(run_dir / "train.log", "ab") as log:
+        proc = subprocess.Popen(cli_args(cfg, run_dir), cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    # Counted as running from now on: the child takes a few seconds to import TensorFlow
+    # before it writes its own heartbeat, and must not be launched a second time meanwhile.
+    runstore.update_run(run_dir, status="running", pid=proc.pid, launched=runstore.now_iso(),
+                        heartbeat=runstore.now_iso(), heartbeat_unix=time.time())
+    return proc.pid
+
+
+def start_queued(runs_dir, max_running: int | None = None) -> list[Path]:
+    """Launch queued runs, oldest first, while fewer than `max_running` are running. Returns those launched."""
+    cap = max_running if max_running is not None else max_concurrent(runs_dir)
+    started = []
+    with _queue_lock(runs_dir):
+        queued, running = _scan(runs_dir)
+        for run_dir in queued[:max(0, cap - len(running))]:
+            launch(run_dir)
+            started.append(run_dir)
+    return started
+
+
+def cancel(run_dir) -> str:
+    """Stop a run: a queued one never starts; a running one stops after its current batch. Returns the new state."""
+    run_dir = Path(run_dir)
+    with _queue_lock(run_dir.parent):
+        info = runstore.read_json(run_dir / "run.json", None)
+        if not isinstance(info, dict):
+            raise JobError(f"{run_dir.name} has no readable run.json")
+        status = info.get("status")
+        if status == "queued":
+            runstore.update_run(run_dir, status="cancelled", ended=runstore.now_iso(), error=None)
+            return "cancelled"
+        if status != "running":
+            raise JobError(f"{info.get('name', run_dir.name)} is {status}, not running or queued")
+        runstore.write_text_atomic(run_dir / "CANCEL", runstore.now_iso() + "\n")
+        pid = info.get("pid")
+        if _pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+            return "cancelling"
+        runstore.update_run(run_dir, status="cancelled", ended=runstore.now_iso())
+        return "cancelled"
+
+
+def wait(run_dir, timeout: float = 600, poll: float = 1.0) -> str:
+    """Block until the run is no longer queued or running (for scripts and tests); returns its status."""
+    deadline = time.time() + timeout
+    while True:
+        info = _reconcile(Path(run_dir), runstore.read_json(Path(run_dir) / "run.json", {}) or {})
+        status = runstore.effective_status(info)
+        if status not in ("queued", "running") or time.time() > deadline:
+            return status
+        time.sleep(poll)
+
+
+# ---------------------------------------------------------------- progress for the pages
+def read_history(run_dir) -> list[dict]:
+    """history.csv as a list of dicts with numbers as floats; [] when absent or damaged."""
+    try:
+        with open(Path(run_dir) / "history.csv", newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+    out = []
+    for r in rows:
+        row = {}
+        for k, v in r.items():
+            if k is None:
+                continue
+            try:
+                row[k] = float(v) if k != "phase" else v
+            except (TypeError, ValueError):
+                row[k] = None
+        out.append(row)
+    return out
+
+
+def progress(run_dir) -> dict:
+    """What the Train page shows for a job: status, epoch of epochs, ETA, latest metrics, history."""
+    run_dir = Path(run_dir)
+    info = runstore.read_json(run_dir / "run.json", {}) or {}
+    cfg = info.get("config", {})
+    p = runstore.read_json(run_dir / "progress.json", {}) or {}
+    history = read_history(run_dir)
+    total = p.get("epochs") or (cfg.get("epochs", 0) + (cfg.get("fine_tune_epochs", 0)
+                                                        if cfg.get("fine_tune_layers") else 0))
+    return {
+        "status": runstore.effective_status(info) if info else "damaged",
+        "name": info.get("name") or run_dir.name,
+        "epoch": p.get("epoch") or (len(history) + 1 if info.get("status") == "running" else len(history)),
+        "epochs": total,
+        "epochs_done": len(history),
+        "batch": p.get("batch"), "batches": p.get("batches"),
+        "phase": p.get("phase"),
+        "eta_seconds": p.get("eta_seconds"),
+        "latest": history[-1] if history else None,
+        "history": history,
+        "cancel_requested": (run_dir / "CANCEL").exists(),
+        "error": info.get("error"),
+    }
+
+
+def log_tail(run_dir, lines: int = 200) -> str:
+    """The end of train.log (the whole log can be large)."""
+    try:
+        with open(Path(run_dir) / "train.log", "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 200_000))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

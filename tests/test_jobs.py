@@ -1,0 +1,128 @@
+"""The training queue (fer_core.jobs): real trainings launched as separate processes through the run store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from fer_core import jobs, runstore
+from fer_core.cli import build_parser, config_from_args
+from fer_core.config import TrainConfig
+from fer_core.errors import UserError
+
+
+def tiny_cfg(data: Path, **kw) -> TrainConfig:
+    """A training that takes seconds on a laptop CPU: fer_vgg, 200 CK+ faces."""
+    base = dict(data=str(data), backbone="fer_vgg", epochs=1, max_samples=200, split="subject-kfold:5:0",
+                name="queue-test")
+    return TrainConfig(**{**base, **kw})
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def test_cli_args_reproduce_the_config_exactly(tmp_path):
+    """The launched command line must train exactly the config the user chose."""
+    cfg = TrainConfig(data="/data/x", backbone="mobilenetv2", weights="imagenet", split="random:0.2", input_size=96,
+                      epochs=7, batch_size=16, learning_rate=3e-4, optimizer="sgd", schedule="cosine",
+                      augment=False, class_weights=True, freeze_base=False, fine_tune_layers=-1,
+                      fine_tune_epochs=3, fine_tune_lr=2e-5, max_samples=123, name="a b", label_smoothing=0.1,
+                      max_train_seconds=60.0, runs_dir=str(tmp_path))
+    argv = jobs.cli_args(cfg, tmp_path / "r")
+    assert argv[1:4] == ["-m", "fer_core", "train"]
+    parsed = build_parser().parse_args(argv[3:])
+    assert parsed.run_dir == str(tmp_path / "r")
+    assert config_from_args(parsed) == cfg
+
+
+def test_enqueue_refuses_bad_options_with_a_message(tmp_path, ckplus):
+    with pytest.raises(UserError, match="learning rate"):
+        jobs.enqueue(tmp_path, tiny_cfg(ckplus, learning_rate=5.0))
+    with pytest.raises(UserError, match="no ImageNet weights"):
+        jobs.enqueue(tmp_path, tiny_cfg(ckplus, weights="imagenet"))
+    with pytest.raises(UserError, match="not found"):
+        jobs.enqueue(tmp_path, tiny_cfg(tmp_path / "no-such-data"))
+    assert runstore.list_runs(tmp_path) == []   # nothing half-created
+
+
+def test_queued_run_trains_to_completion(tmp_path, ckplus):
+    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
+    info = runstore.read_run(run_dir)
+    assert info["status"] == "queued" and info["backbone"] == "fer_vgg"
+
+    assert jobs.start_queued(tmp_path, 1) == [run_dir]
+    assert runstore.read_run(run_dir)["status"] == "running"
+    assert jobs.start_queued(tmp_path, 1) == []          # launched once, not twice
+    assert jobs.wait(run_dir, timeout=300) == "completed", jobs.log_tail(run_dir)
+
+    run = runstore.read_run(run_dir)
+    assert run["name"] == "queue-test"
+    assert (run_dir / "model.keras").is_file()
+    assert run["metrics"]["test"]["num_samples"] > 0
+    assert 0.0 <= run["test_accuracy"] <= 1.0
+    assert "run completed" in (run_dir / "train.log").read_text()
+    assert not (run_dir / "progress.json").exists()
+    assert jobs.progress(run_dir)["epochs_done"] == 1
+    assert jobs.active_jobs(tmp_path) == {"queued": [], "running": []}
+
+
+def test_cap_and_cancel(tmp_path, ckplus):
+    """Two queued with a cap of 1: one runs. Cancelling it keeps its checkpoint; then the next one starts."""
+    jobs.set_max_concurrent(tmp_path, 1)
+    first = jobs.enqueue(tmp_path, tiny_cfg(ckplus, epochs=30, early_stopping=0, name="first"))
+    time.sleep(0.01)
+    second = jobs.enqueue(tmp_path, tiny_cfg(ckplus, name="second"))
+
+    assert jobs.start_queued(tmp_path) == [first]
+    active = jobs.active_jobs(tmp_path)
+    assert active == {"queued": [second], "running": [first]}
+
+    wait_for(lambda: (first / "model.keras").exists(), 240, "the first epoch's checkpoint")
+    assert jobs.start_queued(tmp_path) == []             # still capped while the first one trains
+    assert jobs.cancel(first) == "cancelling"
+    assert jobs.wait(first, timeout=120) == "cancelled", jobs.log_tail(first)
+    run = runstore.read_run(first)
+    assert (first / "model.keras").is_file()              # the checkpoint is kept
+    assert 1 <= len(jobs.read_history(first)) < 30        # stopped early
+    assert run["epochs_done"] >= 1
+
+    # the queue moves on: the second run starts, and a cancel right after launch still ends as 'cancelled'
+    assert jobs.start_queued(tmp_path) == [second]
+    jobs.cancel(second)
+    assert jobs.wait(second, timeout=120) == "cancelled", jobs.log_tail(second)
+
+
+def test_cancel_a_queued_run_and_refuse_finished_ones(tmp_path, ckplus):
+    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
+    assert jobs.cancel(run_dir) == "cancelled"
+    assert runstore.read_run(run_dir)["status"] == "cancelled"
+    assert jobs.start_queued(tmp_path, 5) == []            # a cancelled run never starts
+    with pytest.raises(UserError, match="cancelled"):
+        jobs.cancel(run_dir)
+
+
+def test_dead_training_process_is_reported_failed(tmp_path, ckplus):
+    """A 'running' run whose process is gone (killed, crashed at start-up) must not block the queue."""
+    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
+    runstore.update_run(run_dir, status="running", pid=2 ** 22 + 12345, heartbeat_unix=time.time())
+    (run_dir / "train.log").write_text("Segmentation fault\n")
+    assert jobs.active_jobs(tmp_path)["running"] == []
+    run = runstore.read_run(run_dir)
+    assert run["status"] == "failed" and "Segmentation fault" in run["error"]
+
+
+def test_max_concurrent_setting_persists(tmp_path):
+    assert jobs.max_concurrent(tmp_path) == 1
+    jobs.set_max_concurrent(tmp_path, 3)
+    assert jobs.max_concurrent(tmp_path) == 3
+    with pytest.raises(UserError):
+        jobs.set_max_concurrent(tmp_path, 0)
+    assert runstore.list_runs(tmp_path) == []     # the setting file is not a run
