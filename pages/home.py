@@ -1,0 +1,43 @@
+"""Home: what the app does, which model answers, and where to go next."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fer_core import runstore
+from pages._common import default_run_path
+
+st.title("Emotion Studio")
+st.markdown(
+    "Finds the faces in photos or a live webcam and tells which emotion each one shows.  \n"
+    "Train your own models on FER2013, CK+ or any folder of labelled faces, and compare them.  \n"
+    "Photos are analysed by the server running this app and are not stored."
+)
+
+st.subheader("Model in use")
+run_path = default_run_path()
+if run_path is None:
+    st.warning("No trained model yet. Train one on the Train page (or restore the default run in runs/); "
+               "Analyze and Webcam need one.")
+else:
+    run = runstore.read_run(run_path)
+    classes = run["info"].get("class_names") or (run["metrics"] or {}).get("class_names") or []
+    acc = run["test_accuracy"]
+    cols = st.columns(3)
+    cols[0].metric("Run", run["name"])
+    cols[1].metric("Dataset", run["dataset"] or "unknown")
+    cols[2].metric("Test accuracy", f"{acc:.1%}" if acc is not None else "not evaluated")
+    st.markdown(f"**Backbone:** {run['backbone'] or 'unknown'} · **Classes ({len(classes)}):** "
+                + (", ".join(classes) if classes else "unknown"))
+    st.caption(f"Folder: {run['path']}. Analyze and Webcam start with this model; pick another there.")
+
+st.subheader("Go to")
+c1, c2 = st.columns(2)
+with c1:
+    st.page_link("pages/analyze.py", label="Analyze photos: upload pictures, see each face's emotion", icon="🖼️")
+    st.page_link("pages/webcam.py", label="Webcam: live emotions from your camera", icon="🎥")
+    st.page_link("pages/dataset.py", label="Dataset: class balance and sample faces", icon="🗂️")
+with c2:
+    st.page_link("pages/train.py", label="Train: a new model on a dataset", icon="🏋️")
+    st.page_link("pages/runs.py", label="Runs: every training run and its results", icon="📁")
+    st.page_link("pages/compare.py", label="Compare: runs side by side", icon="📊")

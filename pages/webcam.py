@@ -1,0 +1,104 @@
+"""Webcam: the camera goes through the same recognizer as photos, live, via WebRTC (streamlit-webrtc).
+
+Connection settings (rtc_configuration): by default {"iceServers": []}, i.e. no STUN/TURN at all,
+which is what works on localhost and on one LAN (and needs no internet). For a remote server
+behind NAT, give STUN/TURN servers either in `.streamlit/secrets.toml`:
+
+    ice_servers = [{ urls = "stun:stun.l.google.com:19302" },
+                   { urls = "turn:turn.example.com:3478", username = "u", credential = "p" }]
+
+or in the environment: FER_ICE_SERVERS='[{"urls": "stun:stun.l.google.com:19302"}]'.
+The secret wins when both are set.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+
+import streamlit as st
+
+from fer_core import annotate
+from fer_core.faces import HaarFaceDetector
+from fer_core.live import IceConfigError, LiveStats, load_srtp_safely, make_frame_callback, parse_ice_servers
+
+load_srtp_safely()   # before streamlit_webrtc: see the docstring (a segfault otherwise, after TensorFlow)
+from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
+from fer_core.video import FramePipeline
+from pages._common import model_picker, recognizer_for
+
+
+def ice_servers() -> list[dict]:
+    """STUN/TURN servers from st.secrets["ice_servers"], else env FER_ICE_SERVERS, else none."""
+    source, value = "FER_ICE_SERVERS", os.environ.get("FER_ICE_SERVERS")
+    try:
+        if "ice_servers" in st.secrets:
+            source, value = "secrets ice_servers", st.secrets["ice_servers"]
+    except Exception:   # no secrets.toml at all: that is the normal local case
+        pass
+    try:
+        return parse_ice_servers(value)
+    except IceConfigError as e:
+        st.warning(f"Ignoring {source}: {e} Connecting without STUN/TURN (works on localhost).")
+        return []
+
+
+def live_session(run_path, min_size: int, sensitivity: float, smooth: int):
+    """This browser session's (callback, reports queue), rebuilt only when the settings change.
+
+    The frame callback runs on streamlit-webrtc's worker thread, not the script's thread, so it
+    must not call Streamlit. It hands each frame's result to the page through a queue.Queue,
+    which is thread-safe and lets the page wait for the next result without polling.
+    """
+    config = (str(run_path), min_size, sensitivity, smooth)
+    live = st.session_state.get("webcam_live")
+    if live is None or live["config"] != config:
+        recognizer = annotate.with_detector(recognizer_for(run_path),
+                                            HaarFaceDetector(min_size=min_size, sensitivity=sensitivity))
+        reports: queue.Queue = queue.Queue(maxsize=30)
+        pipeline = FramePipeline(recognizer, smooth_frames=smooth)
+        live = {"config": config, "reports": reports, "callback": make_frame_callback(pipeline, reports)}
+        st.session_state["webcam_live"] = live
+    return live["callback"], live["reports"]
+
+
+st.title("Webcam")
+st.write("Press START and allow the camera: every face is boxed and labelled live. "
+         "Frames are analysed by the server running this app and are not stored.")
+
+with st.sidebar:
+    st.header("Model")
+    run_path = model_picker(key="webcam_model")
+    st.header("Face detector")
+    min_size = st.slider("Minimum face size (pixels)", 20, 300, 40, step=5, key="webcam_min_size")
+    sensitivity = st.slider("Sensitivity", 0.0, 1.0, 0.5, step=0.05, key="webcam_sensitivity")
+    smooth = st.slider("Smooth the emotion over (frames)", 1, 30, 8, key="webcam_smooth",
+                       help="Averaging over recent frames stops the label from flickering.")
+
+if run_path is None:
+    st.stop()
+
+callback, reports = live_session(run_path, min_size, sensitivity, smooth)
+ctx = webrtc_streamer(
+    key="emotion-webcam",
+    mode=WebRtcMode.SENDRECV,
+    rtc_configuration={"iceServers": ice_servers()},
+    media_stream_constraints={"video": True, "audio": False},
+    video_frame_callback=callback,
+    async_processing=True,
+)
+
+line = st.empty()
+if not ctx.state.playing:
+    line.caption("Not running. Press START to begin.")
+else:
+    stats = LiveStats()
+    while ctx.state.playing:
+        try:
+            stats.add(reports.get(timeout=1.0))
+            while not reports.empty():          # catch up: show the newest frame's numbers
+                stats.add(reports.get_nowait())
+        except queue.Empty:
+            pass
+        # a Streamlit call on every turn also lets STOP (a rerun) interrupt this loop
+        line.markdown(stats.line())
