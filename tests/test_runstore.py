@@ -1,0 +1,175 @@
+"""The run store: atomic files, damaged runs still listed, names that cannot escape runs/, unique folders,
+stale heartbeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fer_core import runstore
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") or "tmp" in p.name]
+
+
+# ---------------------------------------------------------------- atomic writes
+def test_atomic_writes_leave_no_temp_files(tmp_path):
+    runstore.write_json_atomic(tmp_path / "a.json", {"x": 1})
+    runstore.write_csv_atomic(tmp_path / "h.csv", ["epoch", "loss"], [[1, 0.5], [2, 0.25]])
+    runstore.write_text_atomic(tmp_path / "t.txt", "hello")
+    assert runstore.read_json(tmp_path / "a.json") == {"x": 1}
+    assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,loss", "1,0.5", "2,0.25"]
+    assert (tmp_path / "t.txt").read_text() == "hello"
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("broken", ["fsync", "replace"])
+def test_a_failed_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch, broken):
+    target = tmp_path / "run.json"
+    runstore.write_json_atomic(target, {"status": "running", "epochs_done": 3})
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(runstore.os, broken, fail)
+    with pytest.raises(OSError):
+        runstore.write_json_atomic(target, {"status": "completed"})
+    monkeypatch.undo()
+    assert runstore.read_json(target) == {"status": "running", "epochs_done": 3}
+    assert _leftovers(tmp_path) == []
+
+
+def test_update_run_merges_fields(tmp_path):
+    runstore.update_run(tmp_path, status="running", epochs_done=1)
+    info = runstore.update_run(tmp_path, epochs_done=2)
+    assert info == {"status": "running", "epochs_done": 2} == runstore.read_json(tmp_path / "run.json")
+
+
+# ---------------------------------------------------------------- listing damaged runs
+def test_damaged_runs_are_still_listed(tmp_path):
+    good = runstore.create_run_dir(tmp_path, "good")
+    runstore.update_run(good, status="completed", name="good one", config={"backbone": "fer_vgg"})
+    damaged = runstore.create_run_dir(tmp_path, "damaged")
+    (damaged / "run.json").write_text('{"status": "compl')          # cut off mid-write by a crash
+    no_json = runstore.create_run_dir(tmp_path, "nojson")
+    bad_metrics = runstore.create_run_dir(tmp_path, "badmetrics")
+    runstore.update_run(bad_metrics, status="completed")
+    (bad_metrics / "metrics.json").write_text("not json")
+
+    runs = {r["id"]: r for r in runstore.list_runs(tmp_path)}
+    assert set(runs) == {good.name, damaged.name, no_json.name, bad_metrics.name}
+    assert runs[good.name]["status"] == "completed" and runs[good.name]["name"] == "good one"
+    assert runs[good.name]["backbone"] == "fer_vgg" and runs[good.name]["problems"] == []
+    for d in (damaged, no_json):
+        assert runs[d.name]["status"] == "damaged"
+        assert any("run.json" in p for p in runs[d.name]["problems"])
+    assert runs[bad_metrics.name]["status"] == "completed"
+    assert any("metrics.json" in p for p in runs[bad_metrics.name]["problems"])
+
+
+def test_listing_a_missing_runs_folder_is_empty(tmp_path):
+    assert runstore.list_runs(tmp_path / "nothing-here") == []
+
+
+# ---------------------------------------------------------------- names that try to escape
+@pytest.mark.parametrize("name", ["../escape", "../../etc/passwd", "a/b/c", "/etc/passwd", "/tmp/x/..", "..",
+                                  "..\\..\\win", "~/home", ""])
+def test_run_names_cannot_escape_runs_dir(tmp_path, name):
+    runs = tmp_path / "runs"
+    d = runstore.create_run_dir(runs, name)
+    assert d.parent.resolve() == runs.resolve()
+    assert d.is_dir() and ".." not in d.name and "/" not in d.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+@pytest.mark.parametrize("ref", ["../outside", "../../etc", "/etc", "a/../../outside"])
+def test_run_references_cannot_escape_runs_dir(tmp_path, ref):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (tmp_path / "outside").mkdir()
+    with pytest.raises(runstore.RunStoreError):
+        runstore.resolve_run_dir(runs, ref)
+
+
+def test_resolve_run_by_id_and_delete_only_inside(tmp_path):
+    runs = tmp_path / "runs"
+    d = runstore.create_run_dir(runs, "mine")
+    runstore.update_run(d, status="completed")
+    assert runstore.resolve_run_dir(runs, d.name) == d.resolve()
+    outside = tmp_path / "other"
+    outside.mkdir()
+    with pytest.raises(runstore.RunStoreError):
+        runstore.delete_run(runs, outside)
+    assert outside.is_dir()
+    runstore.delete_run(runs, d)
+    assert not d.exists()
+
+
+# ---------------------------------------------------------------- simultaneous creation
+def test_runs_created_at_the_same_moment_get_distinct_folders(tmp_path):
+    n = 16
+    barrier = threading.Barrier(n)
+    made, errors = [], []
+
+    def create():
+        try:
+            barrier.wait()
+            made.append(runstore.create_run_dir(tmp_path, "same-name"))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=create) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len({str(p) for p in made}) == n and all(p.is_dir() for p in made)
+
+
+def test_a_name_collision_is_retried_not_shared(tmp_path, monkeypatch):
+    tokens = iter(["aaaa", "aaaa", "aaaa", "bbbb"])
+    monkeypatch.setattr(runstore.secrets, "token_hex", lambda n: next(tokens))
+    first = runstore.create_run_dir(tmp_path, "x")
+    second = runstore.create_run_dir(tmp_path, "x")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name.endswith("aaaa") and second.name.endswith("bbbb")
+
+
+# ---------------------------------------------------------------- heartbeats
+def test_a_stale_heartbeat_shows_as_failed(tmp_path):
+    alive = runstore.create_run_dir(tmp_path, "alive")
+    dead = runstore.create_run_dir(tmp_path, "dead")
+    runstore.update_run(alive, status="running", heartbeat_unix=time.time())
+    runstore.update_run(dead, status="running", heartbeat_unix=time.time() - runstore.STALE_AFTER_SECONDS - 5)
+    runs = {r["id"]: r for r in runstore.list_runs(tmp_path)}
+    assert runs[alive.name]["status"] == "running"
+    assert runs[dead.name]["status"] == "failed"
+    assert runs[dead.name]["error"]
+    # what is on disk is not rewritten by reading it
+    assert json.loads((dead / "run.json").read_text())["status"] == "running"
+
+
+def test_heartbeat_updates_the_run(tmp_path):
+    hb = runstore.Heartbeat(tmp_path)
+    hb.beat(force=True)
+    first = runstore.read_json(tmp_path / "run.json")["heartbeat_unix"]
+    hb.beat()                      # too soon: no write
+    assert runstore.read_json(tmp_path / "run.json")["heartbeat_unix"] == first
+    hb.beat(epochs_done=4)         # fields always written
+    info = runstore.read_json(tmp_path / "run.json")
+    assert info["epochs_done"] == 4 and info["heartbeat_unix"] >= first
+    assert runstore.effective_status({"status": "running", "heartbeat_unix": info["heartbeat_unix"]}) == "running"
+
+
+def test_rename_changes_the_display_name_only(tmp_path):
+    d = runstore.create_run_dir(tmp_path, "orig")
+    runstore.update_run(d, status="completed")
+    runstore.rename_run(d, "  my best model  ")
+    assert runstore.read_run(d)["name"] == "my best model" and d.is_dir()
+    with pytest.raises(runstore.RunStoreError):
+        runstore.rename_run(d, "   ")
