@@ -88,16 +88,21 @@ def enqueue(runs_dir, cfg: TrainConfig) -> Path:
 def cli_args(cfg: TrainConfig, run_dir) -> list[str]:
     """The `python -m fer_core train` command line that trains exactly `cfg` into `run_dir`.
 
-    Every TrainConfig field is a CLI flag of the same name (dashes for underscores),
-    except image_size, which the CLI does not expose (it is always the default there).
+    Every TrainConfig field the CLI knows is passed as its flag; image_size, which the CLI
+    does not expose, is left at its default (the only value the CLI can train with).
     """
+    import argparse
+    from .cli import add_train_args
+    parser = argparse.ArgumentParser()
+    add_train_args(parser)
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
     args = [sys.executable, "-m", "fer_core", "train", "--run-dir", str(run_dir)]
     for key, value in cfg.to_dict().items():
-        if key == "image_size":
+        if key not in flags:
             continue
         if isinstance(value, bool):
             value = "on" if value else "off"
-        args += [f"--{key.replace('_', '-')}", str(value)]
+        args.append(f"{flags[key]}={value}")   # --flag=value: safe for values starting with "-"
     return args
 
 

@@ -34,7 +34,7 @@ def test_cli_args_reproduce_the_config_exactly(tmp_path):
     cfg = TrainConfig(data="/data/x", backbone="mobilenetv2", weights="imagenet", split="random:0.2", input_size=96,
                       epochs=7, batch_size=16, learning_rate=3e-4, optimizer="sgd", schedule="cosine",
                       augment=False, class_weights=True, freeze_base=False, fine_tune_layers=-1,
-                      fine_tune_epochs=3, fine_tune_lr=2e-5, max_samples=123, name="a b", label_smoothing=0.1,
+                      fine_tune_epochs=3, fine_tune_lr=2e-5, max_samples=123, name="-a b", label_smoothing=0.1,
                       max_train_seconds=60.0, runs_dir=str(tmp_path))
     argv = jobs.cli_args(cfg, tmp_path / "r")
     assert argv[1:4] == ["-m", "fer_core", "train"]

@@ -1,0 +1,97 @@
+"""Compare: runs side by side (the backbone comparison table, validation curves, per-class F1,
+confusion matrices) and the k-fold summaries. Works from metrics.json alone, so reference runs
+committed without their model file still compare.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from fer_core import compare, jobs, runstore
+from pages._common import runs_dir
+from pages._run_charts import confusion_figure, grouped_f1_figure, overlay_figure
+
+PCT = st.column_config.NumberColumn(format="percent")
+
+
+def choose_runs(runs: list[dict]) -> list[dict]:
+    """Runs with an evaluation can be compared; the newest (up to 4) are preselected."""
+    evaluated = [r for r in runs if r["metrics"]]
+    if not evaluated:
+        st.info("No evaluated run yet: a run gets its metrics when training completes.")
+        return []
+    by_id = {r["id"]: r for r in evaluated}
+    chosen = st.multiselect("Runs to compare", list(by_id), default=list(by_id)[:4], key="compare_runs",
+                            format_func=lambda i: f"{by_id[i]['name']} ({by_id[i]['backbone']}, {by_id[i]['dataset']})")
+    return [by_id[i] for i in chosen]
+
+
+def table(runs: list[dict]) -> None:
+    rows = compare.comparison_table(runs)
+    st.dataframe(pd.DataFrame(rows, columns=compare.COMPARE_COLUMNS), hide_index=True, column_config={
+        "train accuracy": PCT, "test accuracy": PCT, "macro F1": st.column_config.NumberColumn(format="%.3f"),
+        "train time (s)": st.column_config.NumberColumn(format="%.0f"),
+        "test ms/image": st.column_config.NumberColumn(format="%.3f"),
+        "parameters": st.column_config.NumberColumn(format="localized"), "id": None,
+    }, key="compare_table")
+    st.download_button("Download the table as CSV", compare.to_csv(rows, compare.COMPARE_COLUMNS),
+                       file_name="comparison.csv", mime="text/csv", key="compare_csv")
+
+
+def curves(runs: list[dict]) -> None:
+    series = {r["name"]: jobs.read_history(r["path"]) for r in runs}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        st.info("None of these runs has a history.csv.")
+        return
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown("Validation accuracy")
+        st.plotly_chart(overlay_figure(series, "val_accuracy"), key="overlay_val_acc")
+    with c2:
+        st.markdown("Validation loss")
+        st.plotly_chart(overlay_figure(series, "val_loss"), key="overlay_val_loss")
+
+
+def confusions(runs: list[dict]) -> None:
+    normalized = st.toggle("Row-normalised", value=True, key="cmp_norm")
+    cols = st.columns(min(len(runs), 3))
+    for n, r in enumerate(runs):
+        cm, labels = compare.confusion(r["metrics"], "test", normalized)
+        with cols[n % len(cols)]:
+            if cm is None:
+                st.caption(f"{r['name']}: no test confusion matrix")
+            else:
+                st.plotly_chart(confusion_figure(cm, labels, normalized, title=r["name"]), key=f"cmp_cm_{r['id']}")
+
+
+def kfold() -> None:
+    summaries = compare.kfold_summaries(runs_dir())
+    if not summaries:
+        st.caption("No k-fold summaries (runs/kfold-*.json, written by `python -m fer_core kfold`).")
+        return
+    st.dataframe(pd.DataFrame(compare.kfold_table(summaries)), hide_index=True, column_config={
+        k: PCT for k in ("mean accuracy", "std accuracy", "min accuracy", "max accuracy")}, key="kfold_table")
+    for s in summaries:
+        with st.expander(f"{s.get('group')}: per fold"):
+            per_fold = pd.DataFrame(s["per_fold"])
+            st.dataframe(per_fold, hide_index=True, column_config={"test_accuracy": PCT, "train_accuracy": PCT})
+
+
+st.title("Compare runs")
+all_runs = runstore.list_runs(runs_dir())
+chosen = choose_runs(all_runs)
+if chosen:
+    st.subheader("Backbone comparison")
+    table(chosen)
+    st.subheader("Validation curves")
+    curves(chosen)
+    st.subheader("Per-class F1 (test)")
+    rows = compare.per_class_f1(chosen)
+    if rows:
+        st.plotly_chart(grouped_f1_figure(rows), key="cmp_f1")
+    st.subheader("Confusion matrices (test)")
+    confusions(chosen)
+st.subheader("K-fold cross-validation")
+kfold()

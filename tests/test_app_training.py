@@ -1,0 +1,224 @@
+"""Train, Runs and Compare pages through streamlit.testing's AppTest, on a real run store (FER_RUNS_DIR)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core import jobs, runstore
+from fer_core.config import TrainConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Path:
+    """An empty run store the app reads through FER_RUNS_DIR."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("FER_RUNS_DIR", str(root))
+    return root
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=180)
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def copy_run(src: Path, store: Path, name: str, keep_model: bool = True) -> Path:
+    """A copy of a real run under a new name; without model.keras it is like a committed reference run."""
+    dst = store / f"{src.name}-{runstore.safe_slug(name)}"
+    shutil.copytree(src, dst, ignore=None if keep_model else shutil.ignore_patterns("model.keras", "last.keras"))
+    runstore.rename_run(dst, name)
+    return dst
+
+
+def number_input(at: AppTest, label: str):
+    return next(n for n in at.number_input if n.label.startswith(label))
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "success", "error", "warning", "info", "caption")
+                     for e in at.get(kind))
+
+
+# ---------------------------------------------------------------- Train
+def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, ckplus):
+    at = open_page("pages/train.py")
+    at.text_input(key="data").set_value(str(ckplus)).run()
+    assert "ckplus" in texts(at) and "981 images" in texts(at)      # the summary before launching
+
+    number_input(at, "Epochs").set_value(0).run()
+    next(b for b in at.button if b.label == "Launch training").click().run()
+    assert any("nothing to train" in e.value for e in at.error), texts(at)
+    assert not at.exception and runstore.list_runs(store) == []
+
+    number_input(at, "Epochs").set_value(1)
+    at.number_input(key="max_samples").set_value(200)
+    at.text_input(key="data").run()
+    name_box = next(t for t in at.text_input if t.label.startswith("Run name"))
+    name_box.set_value("from-the-page").run()
+    launch = next(b for b in at.button if b.label == "Launch training")
+    launch.click().run()
+    assert any("Queued" in s.value for s in at.success), texts(at)
+    [run] = runstore.list_runs(store)
+    run_dir = Path(run["path"])
+    assert run["name"] == "from-the-page" and run["info"]["config"]["max_samples"] == 200
+    assert run["status"] == "running"                                 # launched by the page, cap 1
+
+    seen_running = False
+    deadline = time.time() + 300
+    while runstore.read_run(run_dir)["status"] in ("queued", "running") and time.time() < deadline:
+        time.sleep(2)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        seen_running |= "from-the-page** — running" in texts(at)
+    assert runstore.read_run(run_dir)["status"] == "completed", jobs.log_tail(run_dir)
+    assert seen_running
+    at.run()
+    assert "**from-the-page** completed, test accuracy" in texts(at)
+    assert (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
+
+
+def test_train_page_cancels_a_queued_run(store, ckplus):
+    jobs.set_max_concurrent(store, 1)
+    # a run that looks busy (fresh heartbeat, live pid: this test process) holds the only slot
+    busy = jobs.enqueue(store, TrainConfig(data=str(ckplus), backbone="fer_vgg", epochs=1, name="busy"))
+    import os
+    runstore.update_run(busy, status="running", pid=os.getpid(), heartbeat_unix=time.time())
+    waiting = jobs.enqueue(store, TrainConfig(data=str(ckplus), backbone="fer_vgg", epochs=1, name="waiting"))
+    at = open_page("pages/train.py")
+    assert "**waiting** — queued" in texts(at)
+    assert runstore.read_run(waiting)["status"] == "queued"          # the cap holds it back
+    at.button(key=f"cancel-{waiting.name}").click().run()
+    assert runstore.read_run(waiting)["status"] == "cancelled"
+    assert "waiting** — queued" not in texts(at)
+
+
+# ---------------------------------------------------------------- Runs
+@pytest.fixture
+def runs_store(store, tiny_run) -> Path:
+    """The tiny real run, plus a failed, a damaged and a died-while-running run folder."""
+    copy_run(tiny_run, store, "tiny copy")
+    failed = store / "20200101-000000-failed-0000"
+    failed.mkdir()
+    runstore.write_json_atomic(failed / "run.json", {"name": "broken", "status": "failed",
+                                                    "error": "dataset path not found: /nowhere"})
+    (store / "20200101-000001-damaged-0000").mkdir()
+    (store / "20200101-000001-damaged-0000" / "run.json").write_text("{not json")
+    dead = store / "20200101-000002-dead-0000"
+    dead.mkdir()
+    runstore.write_json_atomic(dead / "run.json", {"name": "died", "status": "running", "heartbeat_unix": 1.0,
+                                                  "config": {"backbone": "fer_vgg"}})
+    return store
+
+
+def test_runs_page_lists_every_run_and_shows_one_in_detail(runs_store):
+    at = open_page("pages/runs.py")
+    table = at.dataframe[0].value
+    assert set(table["name"]) >= {"tiny copy", "broken", "died", "20200101-000001-damaged-0000"}
+    statuses = dict(zip(table["name"], table["status"]))
+    assert statuses["tiny copy"] == "completed" and statuses["died"] == "failed"
+    assert statuses["20200101-000001-damaged-0000"] == "damaged"
+    tiny = table[table["name"] == "tiny copy"].iloc[0]
+    assert 0 <= tiny["test accuracy"] <= 1 and tiny["backbone"] == "fer_vgg" and tiny["dataset"] == "CK+48"
+
+    at.multiselect[0].set_value(["failed"]).run()                     # filter by status
+    assert set(at.dataframe[0].value["name"]) == {"broken", "died"}
+    at.multiselect[0].set_value([]).run()
+
+    tiny_id = tiny["id"]
+    at.selectbox(key="run_pick").set_value(tiny_id).run()
+    assert not at.exception
+    assert at.query_params["run"] == [tiny_id] or at.query_params["run"] == tiny_id
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3                                           # curves, confusion matrix, per-class
+    figures = [json.loads(c.proto.spec) for c in charts]
+    heatmap = next(f for f in figures if f["data"][0]["type"] == "heatmap")
+    metrics = runstore.read_json(Path(runs_store / tiny_id / "metrics.json"))
+    assert heatmap["data"][0]["z"] == metrics["test"]["confusion_matrix"]
+    assert len(at.get("image")) > 0                                   # misclassified faces from CK+48
+    assert "run completed" in at.code[0].value                        # the log
+    at.toggle(key="cm_norm").set_value(True).run()
+    heat = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["data"][0]["type"] == "heatmap")
+    assert all(abs(sum(row) - 1) < 1e-6 or sum(row) == 0 for row in heat["data"][0]["z"])
+
+    for broken in ("20200101-000002-dead-0000", "20200101-000001-damaged-0000"):
+        at.selectbox(key="run_pick").set_value(broken).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.error, "a failed or damaged run shows its problem"
+    assert "no heartbeat" in texts(at) or "damaged" in texts(at)
+
+
+def test_runs_page_actions_reevaluate_rename_delete(runs_store, ckplus):
+    run_dir = next(d for d in runs_store.iterdir() if d.name.endswith("tiny-copy"))
+    at = open_page("pages/runs.py")
+    at.selectbox(key="run_pick").set_value(run_dir.name).run()
+    assert at.get("download_button")[0].label == "Download model.keras"
+
+    assert at.button(key="eval_go").disabled                          # no dataset given yet
+    at.text_input(key="eval_data").set_value(str(ckplus))
+    at.selectbox(key="eval_split").set_value("test").run()
+    at.button(key="eval_go").click().run()
+    assert not at.error, texts(at)
+    assert any("accuracy" in s.value for s in at.success)
+    saved = list((run_dir / "evaluations").glob("*.json"))
+    assert len(saved) == 1 and runstore.read_json(saved[0])["num_samples"] > 0
+
+    at.text_input(key="eval_data").set_value("/no/such/dataset").run()
+    at.button(key="eval_go").click().run()
+    assert not at.exception and any("not found" in e.value for e in at.error)
+
+    at.text_input(key=f"rename-{run_dir.name}").set_value("renamed by test")
+    at.button(key="rename_go").click().run()
+    assert runstore.read_run(run_dir)["name"] == "renamed by test"
+
+    assert at.button(key="delete_go").disabled                        # not confirmed yet
+    at.checkbox(key=f"sure-{run_dir.name}").check().run()
+    at.button(key="delete_go").click().run()
+    assert not run_dir.exists()
+    assert not at.exception
+    assert run_dir.name not in set(at.dataframe[0].value["id"])
+
+
+# ---------------------------------------------------------------- Compare
+def test_compare_page_compares_two_runs_and_a_kfold_summary(store, tiny_run):
+    a = copy_run(tiny_run, store, "with model")
+    b = copy_run(tiny_run, store, "reference", keep_model=False)     # like a run committed without model.keras
+    runstore.update_run(b, train_seconds=123.0)
+    ma = runstore.read_json(a / "metrics.json")
+    summary = {"group": "tiny-kfold", "backbone": "fer_vgg", "data": str(tiny_run), "folds": 2,
+               "mean_accuracy": ma["test"]["accuracy"], "std_accuracy": 0.0, "mean_macro_f1": ma["test"]["macro_f1"],
+               "std_macro_f1": 0.0, "per_fold": [{"fold": i, "run": str(d), "test_accuracy": ma["test"]["accuracy"],
+                                                  "macro_f1": ma["test"]["macro_f1"]} for i, d in enumerate((a, b))],
+               "created": runstore.now_iso()}
+    runstore.write_json_atomic(store / "kfold-tiny-kfold.json", summary)
+
+    at = open_page("pages/compare.py")
+    assert set(at.multiselect(key="compare_runs").value) == {a.name, b.name}
+    table = at.dataframe[0].value
+    assert list(table["model"].sort_values()) == ["reference", "with model"]
+    ref = table[table["model"] == "reference"].iloc[0]
+    assert ref["model size (MB)"] == round(ma["model_bytes"] / 1e6, 2)     # from metrics.json, no model file
+    assert ref["parameters"] == ma["parameters"] and ref["train time (s)"] == 123.0
+    assert ref["test accuracy"] == ma["test"]["accuracy"] and ref["test ms/image"] == ma["test"]["ms_per_image"]
+    csv_button = at.get("download_button")[0]
+    assert csv_button.label == "Download the table as CSV"
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert sum(f["data"][0]["type"] == "heatmap" for f in charts) == 2     # confusion matrices side by side
+    assert any(len(f["data"]) == 2 and f["data"][0]["type"] == "bar" for f in charts)  # per-class F1, 2 runs
+    kf = at.dataframe[1].value
+    assert list(kf["group"]) == ["tiny-kfold"] and kf["folds"][0] == 2
+
+    at.multiselect(key="compare_runs").set_value([a.name]).run()
+    assert len(at.dataframe[0].value) == 1
