@@ -165,7 +165,7 @@ def build_features(backbone: str, image_size: int, input_size: int, weights=None
         x = fer_vgg_base(x)
     else:
         base = _imagenet_base(bb, input_size, weights)
-        base._name = "base"   # a stable name, so fine-tuning and transfer find it
+        base.name = "base"   # a stable name, so fine-tuning and transfer find it (Keras 3: .name, not ._name)
         x = base(x)
     x = layers.Flatten(name="flatten")(x) if bb.pooling == "flatten" else layers.GlobalAveragePooling2D(name="gap")(x)
     return keras.Model(inp, x, name="features")
