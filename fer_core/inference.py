@@ -45,25 +45,41 @@ def make_predict_fn(model):
     return lambda x: keras.ops.convert_to_numpy(model(np.asarray(x, dtype=np.float32), training=False))
 
 
-def make_tflite_fn(path: Path):
-    """A LiteRT interpreter as `x -> probabilities` (batch resized on demand)."""
+def make_tflite_fn(path: Path, num_threads: int = 2):
+    """A LiteRT model as `x -> probabilities`.
+
+    Resizing an interpreter's input re-plans all its buffers (milliseconds), which a webcam
+    with 1, 2, 3 faces would pay on every change. So a batch is padded up to the next size in
+    BATCH_BUCKETS and each bucket keeps its own interpreter, made on first use: at most
+    len(BATCH_BUCKETS) of them, so memory stays bounded however many frames go through.
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        import tensorflow as tf
-        Interpreter = tf.lite.Interpreter
-    interp = Interpreter(model_path=str(path), num_threads=2)
-    inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
-    state = {"n": None}
+        import warnings
 
-    def predict(x):
-        x = np.asarray(x, dtype=np.float32)
-        if state["n"] != len(x):
-            interp.resize_tensor_input(inp["index"], [len(x), *x.shape[1:]])
+        import tensorflow as tf
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        Interpreter = tf.lite.Interpreter
+    content = Path(path).read_bytes()       # read once; the file may be replaced later
+    interpreters: dict[int, tuple] = {}
+
+    def interpreter_for(n: int):
+        if n not in interpreters:
+            interp = Interpreter(model_content=content, num_threads=num_threads)
+            inp = interp.get_input_details()[0]
+            interp.resize_tensor_input(inp["index"], [n, *inp["shape"][1:]])
             interp.allocate_tensors()
-            state["n"] = len(x)
-        if inp["dtype"] == np.int8:
+            interpreters[n] = (interp, interp.get_input_details()[0], interp.get_output_details()[0])
+        return interpreters[n]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        bucket = next(b for b in BATCH_BUCKETS if b >= n)
+        if bucket > n:
+            x = np.concatenate([x, np.zeros((bucket - n, *x.shape[1:]), np.float32)])
+        interp, inp, out = interpreter_for(bucket)
+        if inp["dtype"] == np.int8:          # fully-int8 inputs (our exports keep float32 inputs)
             scale, zero = inp["quantization"]
             x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
         interp.set_tensor(inp["index"], x)
@@ -72,7 +88,14 @@ def make_tflite_fn(path: Path):
         if out["dtype"] == np.int8:
             scale, zero = out["quantization"]
             y = (y.astype(np.float32) - zero) * scale
-        return y
+        return y[:n].copy()
+
+    def predict(x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        top = BATCH_BUCKETS[-1]
+        if len(x) == 0:
+            return np.zeros((0, *interpreter_for(1)[2]["shape"][1:]), np.float32)
+        return np.concatenate([run(x[i:i + top]) for i in range(0, len(x), top)])
     return predict
 
 
