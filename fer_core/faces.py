@@ -1,6 +1,8 @@
 """Face detection behind a small interface, so a better detector can be dropped in.
 
 A detector is anything with `detect(gray) -> list[(x, y, w, h)]` in the gray image's pixels.
+It may also offer `detect_near(gray, box) -> box | None` (re-find one face in a small region),
+which the webcam pipeline uses to follow faces between full detections.
 """
 
 from __future__ import annotations
@@ -51,3 +53,32 @@ class HaarFaceDetector:
         for (x, y, bw, bh) in (boxes if len(boxes) else []):
             out.append((int(x / scale), int(y / scale), int(bw / scale), int(bh / scale)))
         return out
+
+    def detect_near(self, gray: np.ndarray, box: tuple[int, int, int, int],
+                    margin: float = 0.4) -> tuple[int, int, int, int] | None:
+        """Re-find one face close to where it was: the cascade on that region only.
+
+        The region is the old box grown by `margin` on each side, downscaled so the face is
+        about 64 px, and only face sizes 0.7x..1.5x the old one are tried: a few ms instead of
+        a full-frame search. Returns the box nearest the old centre, or None if the face is gone.
+        """
+        x, y, w, h = box
+        H, W = gray.shape[:2]
+        m = int(round(margin * max(w, h)))
+        x0, y0, x1, y1 = max(0, x - m), max(0, y - m), min(W, x + w + m), min(H, y + h + m)
+        if x1 - x0 < 12 or y1 - y0 < 12:
+            return None
+        roi = gray[y0:y1, x0:x1]
+        scale = min(1.0, 64 / max(w, h, 1))
+        if scale < 1:
+            roi = cv2.resize(roi, (max(1, int((x1 - x0) * scale)), max(1, int((y1 - y0) * scale))),
+                             interpolation=cv2.INTER_AREA)
+        side = max(w, h) * scale
+        lo, hi = max(12, int(0.7 * side)), max(13, int(1.5 * side))
+        found = self._cascade.detectMultiScale(roi, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                               minSize=(lo, lo), maxSize=(hi, hi))
+        if not len(found):
+            return None
+        cx, cy = (x + w / 2 - x0) * scale, (y + h / 2 - y0) * scale
+        bx, by, bw, bh = min(found, key=lambda b: (b[0] + b[2] / 2 - cx) ** 2 + (b[1] + b[3] / 2 - cy) ** 2)
+        return (int(x0 + bx / scale), int(y0 + by / scale), int(bw / scale), int(bh / scale))
