@@ -42,9 +42,11 @@ class HaarFaceDetector:
     def min_neighbors(self) -> int:
         return int(round(9 - 7 * min(max(self.sensitivity, 0.0), 1.0)))   # 9 (strict) .. 2 (sensitive)
 
-    def detect(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]:
+    def detect(self, gray: np.ndarray, detect_width: int | None = None) -> list[tuple[int, int, int, int]]:
+        """Faces in full-resolution pixels. detect_width overrides the field for this call (the webcam
+        pipeline searches a smaller copy: a 640x480 frame's faces are large, and a frame has ~30 ms)."""
         h, w = gray.shape[:2]
-        scale = min(1.0, self.detect_width / max(h, w))
+        scale = min(1.0, (detect_width or self.detect_width) / max(h, w))
         small = cv2.resize(gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
         min_side = max(12, int(self.min_size * scale))
         boxes = self._cascade.detectMultiScale(small, scaleFactor=self.scale_factor,

@@ -7,7 +7,9 @@ Face detection is the slow step of a frame, so the full-frame search runs every
 last box (`detect_near`, a few ms). A face not re-found there is dropped; if fewer than
 half are re-found (a cut, a new scene) the same frame gets a full detection at once, so
 boxes never go stale; a face that newly enters waits at most `detect_every - 1` frames. detect_every=1 detects
-on the whole frame every time (the original behaviour).
+on the whole frame every time. The full search runs on a copy downscaled to `detect_width`
+(320: a webcam face is ~100-250 px of a 640x480 frame, still >= 24 px there); boxes and
+crops stay at full resolution.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .faces import HaarFaceDetector
 from .images import to_gray
 from .inference import EmotionRecognizer, Face, draw_faces
 
@@ -34,6 +37,7 @@ class FramePipeline:
     recognizer: EmotionRecognizer
     smooth_frames: int = 8                   # average probabilities over this many recent frames
     detect_every: int = 3                    # full-frame face search every N frames; follow faces in between
+    detect_width: int = 320                  # the full search runs on the frame downscaled to this longer side
     _history: deque = field(default_factory=lambda: deque(maxlen=8))
     _boxes: list = field(default_factory=list)
     _since_detect: int = 0
@@ -54,7 +58,10 @@ class FramePipeline:
                 self._since_detect += 1
                 self._boxes = moved
                 return moved
-        self._boxes = detector.detect(gray)
+        if isinstance(detector, HaarFaceDetector):
+            self._boxes = detector.detect(gray, detect_width=self.detect_width)
+        else:
+            self._boxes = detector.detect(gray)
         self._since_detect = 1
         return self._boxes
 
