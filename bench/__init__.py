@@ -1,0 +1,1 @@
+"""Speed benchmarks: `python -m bench.NAME [RUN_DIR] [--quick]`. See bench/README.md."""
