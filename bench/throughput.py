@@ -1,0 +1,74 @@
+"""Batch classification speed: `python -m bench.throughput [RUN_DIR] [--quick]`.
+
+Real 48x48 face crops (FER2013 PrivateTest) through EmotionRecognizer.classify, the call the
+app and the CLI use, in crops/s. Also, for comparison, each engine the machine could use:
+the Keras model as stored (mixed_bfloat16 for the default model), a float32 copy of it, and
+the run's model.tflite when one was exported (whatever export.json says about using it).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench.common import FER2013, check_run, need, parser, print_machine
+
+
+def load_crops(limit: int) -> np.ndarray:
+    files = sorted(need(FER2013 / "test").glob("*/PrivateTest_*.jpg"))[:limit]
+    if not files:
+        raise SystemExit(f"error: no PrivateTest_*.jpg under {FER2013 / 'test'}")
+    return np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])[..., None].astype(np.float32)
+
+
+def crops_per_second(fn, x: np.ndarray, min_seconds: float) -> float:
+    fn(x[:min(len(x), 256)])                       # warm-up
+    n, t_end, t0 = 0, time.perf_counter() + min_seconds, time.perf_counter()
+    while time.perf_counter() < t_end or n == 0:
+        fn(x)
+        n += len(x)
+    return n / (time.perf_counter() - t0)
+
+
+def latency_ms(fn, x: np.ndarray, batch: int, calls: int) -> float:
+    fn(x[:batch])
+    t = []
+    for i in range(calls):
+        t0 = time.perf_counter()
+        fn(x[:batch])
+        t.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(t))
+
+
+def main(argv=None) -> int:
+    a = parser(__doc__.splitlines()[0]).parse_args(argv)
+    run = check_run(a.run_dir)
+    from fer_core.export import float32_copy
+    from fer_core.inference import EmotionRecognizer, make_predict_fn, make_tflite_fn
+    print_machine()
+    x = load_crops(512 if a.quick else 3589)
+    seconds = 1.0 if a.quick else 5.0
+    rec = EmotionRecognizer.from_run(run)
+    print(f"model: {run} (the app's engine: {rec.engine}); {len(x)} real 48x48 crops (FER2013 PrivateTest)")
+    print(f"EmotionRecognizer.classify: {crops_per_second(rec.classify, x, seconds):,.0f} crops/s "
+          f"(one call with all {len(x)} crops)")
+    engines = {"keras (as stored)": make_predict_fn(rec.model) if rec.engine != "keras" else rec.predict_fn,
+               "keras float32 copy": make_predict_fn(float32_copy(rec.model))}
+    tfl = Path(run) / "model.tflite"
+    if tfl.is_file():
+        engines["litert model.tflite"] = make_tflite_fn(tfl)
+    calls = 20 if a.quick else 200
+    print(f"{'engine':22s} {'crops/s (batch 256)':>20s} {'1 face ms':>10s} {'3 faces ms':>11s}")
+    for name, fn in engines.items():
+        def batched(arr, fn=fn):
+            return np.concatenate([fn(arr[i:i + 256]) for i in range(0, len(arr), 256)])
+        print(f"{name:22s} {crops_per_second(batched, x, seconds):>20,.0f} {latency_ms(fn, x, 1, calls):>10.2f} "
+              f"{latency_ms(fn, x, 3, calls):>11.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
