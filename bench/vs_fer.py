@@ -1,0 +1,136 @@
+"""Side by side with the `fer` package: `python -m bench.vs_fer [RUN_DIR] [--quick]`.
+
+`fer` (github.com/justinshenk/fer) ships its mini-Xception emotion model (Keras .hdf5 and a
+quantized .tflite) and uses OpenCV's Haar cascade. It is NOT a dependency of the app; install
+it for this benchmark only, without its heavy requirements (torch via facenet-pytorch,
+moviepy, ffmpeg-python, matplotlib, opencv-contrib are not needed for images):
+
+    pip install --no-deps fer tqdm requests pillow
+
+(fer 25.10.3 imports pkg_resources, i.e. setuptools, which Python 3.11 venvs have; add
+`setuptools` to the line in a venv that lacks it. To keep it out of the system Python:
+`python -m venv --system-site-packages /tmp/ferbench && /tmp/ferbench/bin/pip install --no-deps fer
+tqdm requests pillow`, then run this module with /tmp/ferbench/bin/python.)
+
+Printed, in one run on the same frames:
+  1. speed: the real photos at 640x480 through fer's FER.detect_emotions (its detector + its
+     default LiteRT model) and through our EmotionRecognizer.analyze (detector + model, every
+     frame detected), as frames/s and the ratio; plus our webcam FramePipeline (faces followed
+     between full detections) for reference;
+  2. face detection against the hand-drawn boxes of photos/training.xml + testing.xml
+     (9 photos, 43 faces, full resolution): recall and precision of each detector, a detection
+     matching a hand-drawn box when IoU >= 0.5 (greedy, one-to-one).
+Without fer installed, our half is printed and fer's lines say how to install it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from bench.common import check_run, face_boxes, parser, percentiles, photo_paths, print_machine, read_bgr
+
+INSTALL = "pip install --no-deps fer tqdm requests pillow"
+
+
+def load_fer():
+    """fer's FER class with its defaults, or None (and why) when the package is not installed."""
+    try:
+        try:
+            from fer import FER
+        except ImportError:
+            from fer.fer import FER
+    except ImportError as e:
+        return None, f"not installed ({e}); install it for this benchmark with: {INSTALL}"
+    import warnings
+    warnings.filterwarnings("ignore", message=".*deprecated.*")
+    return FER(), "fer " + getattr(__import__("fer"), "__version__", "?")
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union else 0.0
+
+
+def match(detected, truth, threshold: float = 0.5) -> int:
+    """How many true boxes are matched one-to-one by detections with IoU >= threshold (greedy, best first)."""
+    pairs = sorted(((iou(d, t), i, j) for i, d in enumerate(detected) for j, t in enumerate(truth)), reverse=True)
+    used_d, used_t = set(), set()
+    for v, i, j in pairs:
+        if v < threshold:
+            break
+        if i not in used_d and j not in used_t:
+            used_d.add(i)
+            used_t.add(j)
+    return len(used_t)
+
+
+def detection_scores(detect, photos: dict) -> str:
+    truth = face_boxes()
+    tp = n_det = n_true = 0
+    for name, img in photos.items():
+        if name not in truth:
+            continue
+        boxes = [tuple(int(v) for v in b) for b in detect(img)]
+        tp += match(boxes, truth[name])
+        n_det += len(boxes)
+        n_true += len(truth[name])
+    recall = tp / n_true if n_true else 0.0
+    precision = tp / n_det if n_det else 0.0
+    return f"recall {recall:.3f} ({tp}/{n_true}), precision {precision:.3f} ({tp}/{n_det})"
+
+
+def time_frames(fn, frames, repeats: int) -> np.ndarray:
+    fn(frames[0])
+    times = []
+    for _ in range(repeats):
+        for f in frames:
+            t0 = time.perf_counter()
+            fn(f)
+            times.append(1000 * (time.perf_counter() - t0))
+    return np.array(times)
+
+
+def main(argv=None) -> int:
+    a = parser(__doc__.splitlines()[0]).parse_args(argv)
+    run = check_run(a.run_dir)
+    from fer_core.inference import EmotionRecognizer
+    from fer_core.video import FramePipeline
+    print_machine()
+    fer, fer_note = load_fer()
+    rec = EmotionRecognizer.from_run(run)
+    print(f"ours: {run} (engine {rec.engine}); theirs: {fer_note}")
+    full = {p.name: read_bgr(p) for p in photo_paths()}
+    frames = [cv2.resize(im, (640, 480), interpolation=cv2.INTER_AREA) for im in full.values()]
+    repeats = 1 if a.quick else 10
+    ours = time_frames(rec.analyze, frames, repeats)
+    print(f"speed, {len(ours)} frames 640x480, detect + classify every frame:")
+    print(f"  ours  EmotionRecognizer.analyze: {1000 / ours.mean():.1f} frames/s, {percentiles(ours)}")
+    if fer is not None:
+        theirs = time_frames(fer.detect_emotions, frames, repeats)
+        print(f"  fer   FER.detect_emotions:       {1000 / theirs.mean():.1f} frames/s, {percentiles(theirs)}")
+        print(f"  ratio ours/fer: {theirs.mean() / ours.mean():.2f}x the frames per second")
+    else:
+        print(f"  fer: {fer_note}")
+    pipe = FramePipeline(rec)
+    video = [f for f in frames for _ in range(5 if a.quick else 30)]     # each scene held, as a camera does
+    webcam = time_frames(lambda f: pipe.process(f.copy()), video, 1)
+    print(f"  ours  FramePipeline (webcam path, + smoothing + drawing): {1000 / webcam.mean():.1f} frames/s, "
+          f"{percentiles(webcam)}")
+
+    print("face detection vs the hand-drawn boxes (IoU >= 0.5), full-resolution photos:")
+    print(f"  ours  HaarFaceDetector(): {detection_scores(lambda im: rec.detector.detect(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)), full)}")
+    if fer is not None:
+        print(f"  fer   FER().find_faces:   {detection_scores(lambda im: fer.find_faces(im), full)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
