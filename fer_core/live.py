@@ -100,9 +100,7 @@ def make_frame_callback(pipeline: FramePipeline, reports: queue.Queue):
         count[0] += 1
         put_latest(reports, FrameReport(count[0], time.monotonic(), len(result.faces), result.smoothed_emotion,
                                         result.frame_ms))
-        new = av.VideoFrame.from_ndarray(out, format="bgr24")
-        new.pts, new.time_base = frame.pts, frame.time_base
-        return new
+        return av.VideoFrame.from_ndarray(out, format="bgr24")   # streamlit-webrtc copies pts/time_base
 
     return callback
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from fer_core import annotate
+from fer_core import annotate, runstore
 from fer_core.faces import HaarFaceDetector
 from pages._common import model_picker, recognizer_for
 
@@ -104,6 +104,7 @@ if not uploads:
     st.stop()
 
 base = recognizer_for(run_path)
+st.caption(f"Model: {runstore.read_run(run_path)['name']} ({Path(run_path).name}) · classes: {', '.join(base.class_names)}")
 recognizer = annotate.with_detector(base, HaarFaceDetector(min_size=min_size, sensitivity=sensitivity))
 
 results = []
