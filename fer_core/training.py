@@ -271,6 +271,34 @@ def fit_head_on_features(head, f_train, y_train, f_val, y_val, epochs, batch_siz
                     shuffle=shuffle, verbose=0)
 
 
+class _HeadPhaseModel(keras.Model):
+    """augmentation -> features (always in inference mode) -> head, sharing the layers of the full model.
+
+    A functional graph cannot do this: Keras 3 overrides a node's training=False with fit's training=True.
+    """
+
+    def __init__(self, model):
+        super().__init__(name=model.name)
+        names = [l.name for l in model.layers]
+        self.aug = model.get_layer("augmentation") if "augmentation" in names else None
+        self.base_features = model.get_layer("features")
+        self.head_model = model.get_layer("head")
+
+    def call(self, x, training=None):
+        if self.aug is not None:
+            x = self.aug(x, training=training)
+        return self.head_model(self.base_features(x, training=False), training=training)
+
+
+def head_phase_model(model):
+    """The model fitted while the base is frozen (it is never saved; the full model is).
+
+    The frozen base runs in inference mode (the keras-io recipe: base(x, training=False)), so dropout
+    inside it is off and the head learns from exactly the features the feature cache gives it.
+    """
+    return _HeadPhaseModel(model)
+
+
 def _compile(model, cfg: TrainConfig, lr: float):
     model.compile(optimizer=make_optimizer(cfg.optimizer, lr),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
@@ -284,7 +312,15 @@ def _distribution_scope(cfg: TrainConfig):
     import tensorflow as tf
     strategy = (tf.distribute.MirroredStrategy() if cfg.strategy == "mirrored"
                 else tf.distribute.MultiWorkerMirroredStrategy())
-    return strategy.scope(), strategy.num_replicas_in_sync
+
+    class _Scope:   # one strategy.scope() object can be entered only once; the loop enters one per phase
+        def __enter__(self):
+            self.cm = strategy.scope()
+            return self.cm.__enter__()
+
+        def __exit__(self, *exc):
+            return self.cm.__exit__(*exc)
+    return _Scope(), strategy.num_replicas_in_sync
 
 
 def transfer_from_run(features, run_weights: str) -> None:
@@ -423,6 +459,9 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
     total_epochs = cfg.epochs + (cfg.fine_tune_epochs if fine_tune else 0)
 
     scope, replicas = _distribution_scope(cfg)
+    if replicas > 1:   # tf.distribute fails on a last batch that does not split evenly across the replicas
+        n_tr, n_va = len(x_tr) - len(x_tr) % replicas, len(x_va) - len(x_va) % replicas
+        x_tr, y_tr, x_va, y_va = x_tr[:n_tr], y_tr[:n_tr], x_va[:n_va], y_va[:n_va]
     with scope:
         if resume and (run_dir / "last.keras").exists():
             model = load_model_safe(run_dir / "last.keras")
@@ -467,8 +506,9 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
                 fit_head_on_features(head, f_tr, y_tr, f_va, y_va, cfg.epochs, cfg.batch_size * replicas, cbs, cw,
                                      initial_epoch=start_epoch)
             else:
-                _compile(model, cfg, lr)
-                model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=cfg.epochs,
+                fit_model = head_phase_model(model) if first_phase == "head" else model
+                _compile(fit_model, cfg, lr)
+                fit_model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=cfg.epochs,
                           batch_size=cfg.batch_size * replicas, callbacks=cbs, class_weight=cw,
                           initial_epoch=start_epoch, verbose=0)
 

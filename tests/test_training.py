@@ -1,0 +1,221 @@
+"""The training loop: frozen-feature cache, pre-trained heads, interrupt + resume, cancel, tf.distribute."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli
+from fer_core import runstore
+from fer_core.backbones import build_features, build_model, freeze_base
+from fer_core.config import TrainConfig
+from fer_core.kerasenv import keras
+from fer_core.training import (_compile, compute_features, fit_head_on_features, head_phase_model,
+                               load_model_safe, train)
+
+K = 4
+# a quick CK+ run: small input, a capped training part, fast epochs
+QUICK = ["--backbone", "custom_cnn", "--input-size", "32", "--batch-size", "32", "--max-samples", "160",
+         "--split", "subject-kfold:5:0"]
+
+
+def _history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _wait_for(predicate, timeout: float, proc=None, what=""):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process ended (rc {proc.returncode}) before {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _epochs_done(run_dir: Path) -> int:
+    return (runstore.read_json(run_dir / "state.json", {}) or {}).get("epochs_done", 0)
+
+
+def _start_train(run_dir: Path, data: Path, *args) -> subprocess.Popen:
+    log = open(run_dir.parent / f"{run_dir.name}.out", "w")
+    return subprocess.Popen([sys.executable, "-m", "fer_core", "train", "--data", str(data), *QUICK,
+                             "--run-dir", str(run_dir), *map(str, args)], cwd=REPO, stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+# ---------------------------------------------------------------- the frozen-feature cache
+@pytest.mark.parametrize("name", ["custom_cnn"])   # dropout inside the base: it must be off while frozen
+def test_feature_cache_gives_the_same_head_as_the_plain_path(name):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (48, 48, 48, 1)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, K, 48), K).astype("float32")
+    xv, yv = x[:8], y[:8]
+    cfg = TrainConfig(dropout=0.0, learning_rate=1e-3)
+
+    def frozen_model():
+        model, features, head = build_model(name, K, 48, 32, "none", head_units=32, dropout=0.0, l2=1e-4,
+                                            augment=False, seed=7)
+        freeze_base(features)
+        return model, features, head
+
+    # plain path: the whole model is fitted, its base frozen
+    model, features, head = frozen_model()
+    head_init = [w.copy() for w in head.get_weights()]
+    base_init = [w.copy() for w in features.get_weights()]
+    fit_model = head_phase_model(model)
+    keras.utils.set_random_seed(3)
+    _compile(fit_model, cfg, cfg.learning_rate)
+    fit_model.fit(x, y, validation_data=(xv, yv), epochs=2, batch_size=8, shuffle=False, verbose=0)
+    plain = head.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(features.get_weights(), base_init)), "the frozen base moved"
+
+    # cached path: base features computed once, the head fitted on them
+    model2, features2, head2 = frozen_model()
+    assert all(np.array_equal(a, b) for a, b in zip(head2.get_weights(), head_init))
+    keras.utils.set_random_seed(3)
+    f_tr = compute_features(features2, x, lambda s: None, "train")
+    f_va = compute_features(features2, xv, lambda s: None, "val")
+    _compile(head2, cfg, cfg.learning_rate)
+    fit_head_on_features(head2, f_tr, y, f_va, yv, 2, 8, [], None, shuffle=False)
+    cached = head2.get_weights()
+
+    assert any(np.abs(a - b).max() > 1e-3 for a, b in zip(plain, head_init)), "the head did not train"
+    for a, b in zip(plain, cached):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
+
+
+def _tiny_folder(root: Path, n=16) -> Path:
+    import cv2
+    rng = np.random.default_rng(1)
+    for c in ("happy", "sad", "angry"):
+        (root / c).mkdir(parents=True)
+        for j in range(n):
+            cv2.imwrite(str(root / c / f"{j}.png"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    return root
+
+
+def test_pretrained_head_phase_keeps_the_base_frozen(tmp_path):
+    """--weights PATH with augmentation: the head trains on the full model, its base frozen (no cache)."""
+    augment, cache = True, True
+    features = build_features("custom_cnn", 48, 32, None)
+    weights = tmp_path / "base.weights.h5"
+    features.save_weights(weights)
+    cfg = TrainConfig(data=str(_tiny_folder(tmp_path / "data")), backbone="custom_cnn", weights=str(weights),
+                      input_size=32, epochs=2, batch_size=16, augment=augment, feature_cache=cache,
+                      runs_dir=str(tmp_path / "runs"), name="head")
+    run_dir = train(cfg)
+    info = runstore.read_json(run_dir / "run.json")
+    assert info["status"] == "completed"
+    assert [r["phase"] for r in _history(run_dir)] == ["head", "head"]
+    saved = load_model_safe(run_dir / "model.keras").get_layer("features").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(saved, features.get_weights()))
+    log = (run_dir / "train.log").read_text()
+    assert ("caching the base's features" in log) == (cache and not augment)
+
+
+# ---------------------------------------------------------------- interrupt, resume, cancel
+@pytest.mark.timeout(600)
+def test_a_killed_run_resumes_to_completion(ckplus, tmp_path):
+    run_dir = tmp_path / "runs" / "killed"
+    run_dir.mkdir(parents=True)
+    proc = _start_train(run_dir, ckplus, "--epochs", "6")
+    try:
+        _wait_for(lambda: _epochs_done(run_dir) >= 1 and (run_dir / "last.keras").exists(), 300, proc,
+                  "the first epoch's checkpoint")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    before = _history(run_dir)
+    done = _epochs_done(run_dir)
+    assert 1 <= done < 6 and len(before) >= done
+    assert runstore.read_json(run_dir / "run.json")["status"] == "running"   # as the killed process left it
+    assert [p.name for p in run_dir.iterdir() if "tmp" in p.name] == []
+
+    r = run_cli("resume", run_dir, timeout=400)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = runstore.read_json(run_dir / "run.json")
+    assert info["status"] == "completed" and info["epochs_done"] == 6
+    after = _history(run_dir)
+    assert [int(row["epoch"]) for row in after] == [1, 2, 3, 4, 5, 6]
+    assert after[:done] == before[:done], "the epochs before the kill are kept, not redone"
+    assert f"resuming after epoch {done}" in (run_dir / "train.log").read_text()
+    metrics = runstore.read_json(run_dir / "metrics.json")
+    assert metrics["test"]["num_samples"] > 0 and (run_dir / "predictions.csv").exists()
+
+
+@pytest.mark.timeout(600)
+def test_sigterm_cancels_and_keeps_the_checkpoint(ckplus, tmp_path):
+    run_dir = tmp_path / "runs" / "termed"
+    run_dir.mkdir(parents=True)
+    proc = _start_train(run_dir, ckplus, "--epochs", "40")
+    try:
+        _wait_for(lambda: _epochs_done(run_dir) >= 1, 300, proc, "the first epoch's checkpoint")
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc not in (0, -signal.SIGTERM), "a cancelled run is neither a success nor killed by the signal"
+    info = runstore.read_json(run_dir / "run.json")
+    assert info["status"] == "cancelled"
+    done = info["epochs_done"]
+    assert 1 <= done < 40 and len(_history(run_dir)) == done
+    for name in ("last.keras", "model.keras"):
+        assert load_model_safe(run_dir / name).output_shape[-1] == 7
+    assert "SIGTERM" in (run_dir / "train.log").read_text()
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_a_cancel_file_stops_the_run(tmp_path):
+    cfg = TrainConfig(data=str(_tiny_folder(tmp_path / "data", n=40)), backbone="custom_cnn", input_size=32,
+                      epochs=200, batch_size=8, augment=False, runs_dir=str(tmp_path / "runs"), name="c")
+    run_dir = runstore.create_run_dir(cfg.runs_dir, "c")
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("dir", train(cfg, run_dir=run_dir)))
+    t.start()
+    _wait_for(lambda: _epochs_done(run_dir) >= 1 or not t.is_alive(), 180, what="the first epoch")
+    (run_dir / "CANCEL").touch()
+    t.join(120)
+    assert not t.is_alive()
+    info = runstore.read_json(run_dir / "run.json")
+    assert info["status"] == "cancelled" and 1 <= info["epochs_done"] < 200
+    assert (run_dir / "last.keras").exists()
+
+
+# ---------------------------------------------------------------- tf.distribute
+MIRRORED = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from fer_core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.timeout(600)
+def test_mirrored_strategy_trains_on_two_replicas(ckplus, tmp_path):
+    run_dir = tmp_path / "runs" / "mirrored"
+    r = subprocess.run([sys.executable, "-c", MIRRORED, "train", "--data", str(ckplus), *QUICK, "--epochs", "1",
+                        "--strategy", "mirrored", "--run-dir", str(run_dir)], cwd=REPO, capture_output=True,
+                       text=True, timeout=500)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "tf.distribute mirrored: 2 replicas" in r.stdout
+    info = runstore.read_json(run_dir / "run.json")
+    assert info["status"] == "completed" and info["config"]["strategy"] == "mirrored"
+    assert len(_history(run_dir)) == 1 and (run_dir / "metrics.json").exists()
