@@ -144,8 +144,10 @@ def cmd_dataset(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from .training import train
+    from .datasets import detect_format
     cfg = config_from_args(a)
+    detect_format(cfg.data)   # a wrong --data path: one clear line, before TensorFlow starts logging
+    from .training import train
     run_dir = train(cfg, run_dir=a.run_dir)
     from .runstore import read_json
     status = (read_json(Path(run_dir) / "run.json", {}) or {}).get("status")

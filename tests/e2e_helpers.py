@@ -152,6 +152,8 @@ def assert_no_exception(page) -> None:
 def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot into docs/screenshots/NAME.png (kept in git as documentation)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=30_000)
+    time.sleep(1)   # images fade in
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path

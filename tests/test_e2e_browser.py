@@ -1,0 +1,132 @@
+"""The real app in a real browser: `streamlit run` + Debian's chromium through Playwright.
+
+Analyze: upload a real photo, see labelled faces. Webcam: chromium's fake camera plays a video
+made from a real face photo, START is clicked, and the processed-frame count rises (WebRTC over
+loopback, no STUN). Each page's screenshot is saved into docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from e2e_helpers import (StreamlitServer, assert_no_exception, launch_chromium, open_page, runs_dir_with,
+                         screenshot, wait_for_app)
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+PHOTO = "2008_001322.jpg"
+VIEWPORT = {"width": 1400, "height": 1500}
+
+
+def write_y4m(path, image_bgr: np.ndarray, frames: int = 30, size=(640, 480)) -> None:
+    """A raw YUV4MPEG2 video (I420) that chromium loops as its fake webcam."""
+    w, h = size
+    yuv = cv2.cvtColor(cv2.resize(image_bgr, (w, h)), cv2.COLOR_BGR2YUV_I420)
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F15:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n")
+            f.write(yuv.tobytes())
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    with StreamlitServer(runs_dir_with(tmp_path_factory.mktemp("e2e_runs"), tiny_run)) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def camera_video(photos, tmp_path_factory):
+    path = tmp_path_factory.mktemp("camera") / "face.y4m"
+    write_y4m(path, cv2.imread(str(photos / PHOTO)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(camera_video):
+    with playwright_api.sync_playwright() as p:
+        b = launch_chromium(p, [f"--use-file-for-fake-video-capture={camera_video}"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport=VIEWPORT)
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()
+
+
+def test_home_and_dataset_pages_render(server, page, tiny_run):
+    open_page(page, server.url)
+    assert_no_exception(page)
+    page.get_by_text("Model in use").wait_for()
+    assert "tiny" in page.locator('[data-testid="stMetric"]').first.inner_text()
+    assert page.locator('[data-testid="stPageLink"]').count() == 6
+    screenshot(page, "home")
+
+    open_page(page, server.url + "/dataset")       # default path: ../shared/data/fer2013
+    page.get_by_text("Class distribution").wait_for(timeout=120_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert page.get_by_text("35,887 faces").count() == 1
+    screenshot(page, "dataset")
+
+
+def test_analyze_labels_the_faces_of_an_uploaded_photo(server, page, photos, tiny_run):
+    open_page(page, server.url + "/analyze")
+    page.locator('input[type="file"]').set_input_files(str(photos / PHOTO))
+    page.get_by_text(re.compile(r"All faces \(\d+\)")).wait_for(timeout=120_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    n = int(re.search(r"All faces \((\d+)\)", page.get_by_text(re.compile(r"All faces \(")).inner_text()).group(1))
+    assert n >= 1
+    summary = page.locator('[data-testid="stMarkdownContainer"]', has_text=re.compile(r"face\(s\):")).inner_text()
+    labels = re.findall(r"\d+: (\w+) \d+%", summary)
+    assert len(labels) == n
+    classes = json.loads((tiny_run / "run.json").read_text())["class_names"]
+    assert set(labels) <= set(classes), (labels, classes)
+    table = page.locator('[data-testid="stDataFrame"]')
+    assert table.count() == 1
+    page.get_by_text("Why? Show where the model looked").click()
+    page.get_by_text("Red = the regions").wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    screenshot(page, "analyze")
+
+
+def test_webcam_processes_the_camera_live(server, page):
+    open_page(page, server.url + "/analyze")     # TensorFlow loads first, as when a user starts on Analyze
+    open_page(page, server.url + "/webcam")
+    assert_no_exception(page)
+    player = page.frame_locator('iframe[title*="streamlit_webrtc"]').first
+    player.get_by_role("button", name="START").click(timeout=60_000)
+    line = page.get_by_text(re.compile(r"Processed frames: \d+"))
+    line.wait_for(timeout=90_000)
+
+    def frames() -> tuple[int, int]:
+        m = re.search(r"Processed frames: (\d+) .* faces: (\d+)", line.inner_text())
+        return int(m.group(1)), int(m.group(2))
+
+    first, _ = frames()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        later, faces = frames()
+        if later > first + 2 and faces >= 1:
+            break
+        time.sleep(1)
+    assert later > first + 2, f"frame count stuck at {first} -> {later}"
+    assert faces >= 1, line.inner_text()
+    assert re.search(r"emotion: \w+", line.inner_text())
+    screenshot(page, "webcam")
+    player.get_by_role("button", name="STOP").click()
+    assert server.alive(), server.log_tail()
