@@ -105,8 +105,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     print_machine()
     epochs = 2
-    ck_per_class = 20 if a.quick else 1000
-    fer_per_class = max(1, (200 if a.quick else a.fer_samples) // 7)
+    ck_per_class = 12 if a.quick else 1000
+    fer_per_class = max(1, (100 if a.quick else a.fer_samples) // 7)
     x, y, _ = image_folder(CKPLUS, ck_per_class)
     compare("CK+48", x, y, epochs, 32)
     x, y, _ = image_folder(FER2013 / "train", fer_per_class)

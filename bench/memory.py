@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     rec = EmotionRecognizer.from_run(run)
     print(f"model: {run} (engine {rec.engine})")
     photos = [cv2.resize(read_bgr(p), (640, 480), interpolation=cv2.INTER_AREA) for p in photo_paths()]
-    frames = 300 if a.quick else a.frames
+    frames = 150 if a.quick else a.frames
     pipe = FramePipeline(rec)
     for f in drifting_frames(photos, 100, 10):            # warm-up: buffers, interpreters, traces
         pipe.process(f)

@@ -1,0 +1,73 @@
+"""Every benchmark runs end to end in its --quick mode on a real (tiny) model and prints its figures.
+
+Timings are not asserted here: speed is proved by the bench commands on an idle machine
+(bench/README.md). What is asserted: each runs, names the machine, and prints the figures it promises.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+NUM = r"[\d,]+(\.\d+)?"
+
+
+def run_bench(name: str, *args, timeout: int = 300) -> str:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    r = subprocess.run([sys.executable, "-m", f"bench.{name}", *map(str, args), "--quick"], cwd=REPO,
+                       capture_output=True, text=True, timeout=timeout, env=env)
+    assert r.returncode == 0, f"bench.{name} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    out = r.stdout
+    assert re.search(r"^machine: .+, \d+ cores", out, re.M), out
+    assert re.search(r"^software: .*TensorFlow .*Keras ", out, re.M), out
+    return out
+
+
+def test_pipeline(tiny_run, photos):
+    out = run_bench("pipeline", tiny_run)
+    for every in (1, 3):
+        assert re.search(rf"webcam 640x480, detect_every={every}: \d+ frames, {NUM} frames/s, p50 {NUM} ms, "
+                         rf"p95 {NUM} ms", out), out
+    assert re.search(rf"12-MP photo 4000x3000 .*mean {NUM} s", out), out
+
+
+def test_throughput(tiny_run, fer2013):
+    out = run_bench("throughput", tiny_run)
+    assert re.search(rf"EmotionRecognizer.classify: {NUM} crops/s", out), out
+    assert re.search(rf"keras \(as stored\) +{NUM} +{NUM} +{NUM}", out), out
+    assert re.search(rf"keras float32 copy +{NUM} +{NUM} +{NUM}", out), out
+
+
+def test_memory(tiny_run, photos):
+    out = run_bench("memory", tiny_run)
+    assert re.search(rf"RSS after warm-up \(100 frames\): {NUM} MB", out), out
+    assert re.search(rf"RSS growth over 150 frames \(\d+ faces classified\): [+-]{NUM} MB", out), out
+
+
+def test_frozen_epoch(ckplus, fer2013):
+    out = run_bench("frozen_epoch")
+    for name in ("CK+48", "FER2013 subset"):
+        assert re.search(rf"{re.escape(name)}: \d+ train images", out), out
+    ratios = re.findall(rf"recompute epoch {NUM} s \| cached epoch {NUM} s \| ratio (\d+)x", out)
+    assert len(ratios) == 2, out
+    # the same result both ways: the cache must not change what the head learns
+    agree = [float(v) for v in re.findall(r"test predictions agree ([\d.]+)%", out)]
+    assert len(agree) == 2 and min(agree) >= 95.0, out
+
+
+def test_vs_fer(tiny_run, photos):
+    out = run_bench("vs_fer", tiny_run)
+    assert re.search(rf"ours +EmotionRecognizer.analyze: {NUM} frames/s", out), out
+    assert re.search(rf"ours +HaarFaceDetector\(\): recall {NUM} \(\d+/43\), precision {NUM}", out), out
+    try:
+        import fer  # noqa: F401
+    except ImportError:
+        assert "pip install --no-deps fer tqdm requests pillow" in out, out
+    else:
+        assert re.search(rf"ratio ours/fer: {NUM}x", out), out
