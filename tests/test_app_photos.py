@@ -174,6 +174,7 @@ def test_photo_without_a_face_can_be_classified_whole(app_runs, recognizer):
     assert table["emotion"][0] == expected
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")   # huge.png, refused on purpose
 def test_bad_uploads_get_a_named_error_and_the_good_photo_still_works(app_runs, photo_bytes):
     huge = png_bytes(Image.new("L", (9000, 6000)))                # 54 MP, a small file
     files = [("empty.jpg", b""), ("notes.jpg", b"this is not a picture"),
