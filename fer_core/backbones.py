@@ -139,12 +139,17 @@ def _imagenet_base(bb: Backbone, size: int, weights):
 
 # ---------------------------------------------------------------- assembly
 def augmentation_layers(seed: int) -> keras.Sequential:
-    """Flip, small rotation, zoom, shift and contrast: what a webcam face varies by."""
+    """Flip, small rotation, zoom, shift and contrast: what a webcam face varies by.
+
+    Nearest-neighbour resampling on purpose: three bilinear resamplings blur every training
+    face, and BatchNorm's running statistics then no longer fit sharp faces at inference
+    (seen here: FER2013 validation accuracy stuck near 20% while training accuracy climbed).
+    """
     return keras.Sequential([
         layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomRotation(0.06, fill_mode="reflect", seed=seed + 1),
-        layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 2),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3),
+        layers.RandomRotation(0.04, fill_mode="reflect", interpolation="nearest", seed=seed + 1),
+        layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", interpolation="nearest", seed=seed + 2),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", interpolation="nearest", seed=seed + 3),
         layers.RandomContrast(0.2, seed=seed + 4),
     ], name="augmentation")
 
@@ -180,7 +185,9 @@ def build_head(num_features: int, num_classes: int, units: int, dropout: float, 
         layers.BatchNormalization(),
         layers.Activation("relu"),
         layers.Dropout(dropout),
-        layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="probabilities"),
+        # float32 output even under mixed precision: bf16 probabilities would round the loss
+        layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="probabilities",
+                     dtype="float32"),
     ], name="head")
 
 
