@@ -1,0 +1,90 @@
+"""The Runs page in a real browser: a real run's curves and confusion matrix are drawn by plotly.
+
+Also saves screenshots of Runs, Train and Compare into docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from e2e_helpers import (StreamlitServer, assert_no_exception, launch_chromium, open_page, runs_dir_with,
+                         screenshot, wait_for_app)
+from fer_core import runstore
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+# Plotly attaches the figure's traces to its div: read the trace types of the charts that are visible.
+VISIBLE_TRACE_TYPES = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .filter(el => el.offsetParent !== null && el.getBoundingClientRect().width > 0)
+    .map(el => (el.data || []).map(t => t.type))"""
+
+
+def settle(page, url: str | None = None) -> None:
+    """Open `url` (if given) and wait until the script is idle and no element is still a loading skeleton."""
+    if url:
+        open_page(page, url)
+        # the first paint lists the pages/ folder; the app's own navigation (st.navigation) replaces it
+        page.get_by_test_id("stSidebarNavLink").filter(has_text="Analyze photos").wait_for(timeout=120_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=120_000)
+    wait_for_app(page)
+
+
+def open_tab(page, label: str) -> None:
+    page.get_by_role("tab", name=label).click()
+    settle(page)
+
+
+def visible_chart_types(page, at_least: int) -> list[list[str]]:
+    page.wait_for_function(f"() => ({VISIBLE_TRACE_TYPES})().length >= {at_least}", timeout=60_000)
+    return page.evaluate(VISIBLE_TRACE_TYPES)
+
+
+@pytest.fixture
+def e2e_store(tmp_path, tiny_run):
+    store = runs_dir_with(tmp_path / "runs", tiny_run)
+    damaged = store / "20200101-000000-damaged-0000"
+    damaged.mkdir()
+    (damaged / "run.json").write_text("{broken")
+    return store
+
+
+def test_runs_page_draws_a_real_runs_curves_and_confusion_matrix(e2e_store, tiny_run):
+    metrics = runstore.read_json(tiny_run / "metrics.json")
+    with StreamlitServer(e2e_store) as server, playwright_sync.sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            # Streamlit runs a deep link as a bare pages/ script until the entry page has run once on
+            # this server (then st.navigation takes over): open the app's front page first.
+            settle(page, server.url)
+            settle(page, f"{server.url}/runs?run={tiny_run.name}")
+            assert_no_exception(page)
+            assert page.get_by_role("heading", name="tiny").count() >= 1      # the run chosen by ?run=
+            assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+
+            open_tab(page, "Curves")
+            curves = visible_chart_types(page, 1)
+            assert ["scatter"] * 5 in curves, curves                          # loss x2, accuracy x2, lr
+
+            open_tab(page, "Confusion & per class")
+            charts = visible_chart_types(page, 2)
+            assert ["heatmap"] in charts and ["bar", "bar", "bar"] in charts, charts
+            z = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+                .filter(el => el.offsetParent !== null && el.data && el.data[0].type === 'heatmap')[0].data[0].z""")
+            assert z == metrics["test"]["confusion_matrix"]
+            assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1  # actually drawn, not just data
+            assert_no_exception(page)
+            screenshot(page, "runs")
+
+            settle(page, f"{server.url}/compare")
+            assert_no_exception(page)
+            visible_chart_types(page, 3)
+            screenshot(page, "compare")
+
+            settle(page, f"{server.url}/train")
+            assert_no_exception(page)
+            page.get_by_text("Launch training").wait_for()
+            screenshot(page, "train")
+        finally:
+            browser.close()
+        assert server.alive(), server.log_tail()
