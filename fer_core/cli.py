@@ -49,6 +49,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--max-samples", type=int, default=d.max_samples, help="quick trials: cap the training part")
     p.add_argument("--strategy", default=d.strategy, choices=["none", "mirrored", "multiworker"])
+    p.add_argument("--precision", default=d.precision, choices=["float32", "mixed_bfloat16"])
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--max-train-seconds", type=float, default=d.max_train_seconds,
                    help="stop training after this many seconds (same budget for every backbone)")

@@ -80,6 +80,8 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.strategy != "none" and backend() != "tensorflow":
         raise ModelConfigError(f"--strategy {cfg.strategy} uses tf.distribute and needs the TensorFlow backend "
                                f"(this process uses {backend()}).")
+    if cfg.precision not in ("float32", "mixed_bfloat16"):
+        raise ModelConfigError(f"unknown precision '{cfg.precision}'; use float32 or mixed_bfloat16.")
     if not (0 <= cfg.dropout < 1):
         raise ModelConfigError("dropout must be in [0, 1).")
 
@@ -224,13 +226,40 @@ def schedule_callbacks(cfg: TrainConfig, lr: float, epochs: int, offset: int) ->
         cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3,
                                                      min_lr=lr / 100, verbose=0))
     elif cfg.schedule == "cosine":
-        def cosine(epoch, _lr):
-            t = (epoch - offset) / max(epochs, 1)
-            return float(lr * 0.5 * (1 + math.cos(math.pi * min(max(t, 0), 1))))
-        cbs.append(keras.callbacks.LearningRateScheduler(cosine))
+        cbs.append(CosineSchedule(lr, epochs, cfg.max_train_seconds))
     if cfg.early_stopping:
         cbs.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.early_stopping))
     return cbs
+
+
+class CosineSchedule(keras.callbacks.Callback):
+    """Cosine decay to ~0 over the epochs, or over the wall-clock budget when that ends first.
+
+    With a time budget the learning rate still anneals fully, so runs cut by the clock
+    (fair backbone comparisons, the CPU-trained default model) end at a low LR, not mid-descent.
+    """
+
+    def __init__(self, base_lr: float, epochs: int, budget_seconds: float = 0.0):
+        super().__init__()
+        self.base_lr, self.epochs, self.budget = base_lr, max(epochs, 1), budget_seconds
+        self.start = None
+        self.epoch_times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        now = time.time()
+        if self.start is None:
+            self.start = now
+        progress = epoch / self.epochs
+        if self.budget:
+            # where we will be at the end of this epoch, by the clock
+            per_epoch = float(np.mean(self.epoch_times[-3:])) if self.epoch_times else 0.0
+            progress = max(progress, (now - self.start + per_epoch / 2) / self.budget)
+        lr = self.base_lr * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        self.model.optimizer.learning_rate = max(lr, self.base_lr * 1e-3)
+        self._t0 = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_times.append(time.time() - self._t0)
 
 
 def class_weight_dict(labels: np.ndarray, k: int) -> dict:
@@ -412,6 +441,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
 def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, cancel_flag):
     keras.utils.set_random_seed(cfg.seed)
+    keras.mixed_precision.set_global_policy(cfg.precision)
     ds = dataset or load_dataset(cfg.data, cfg.image_size, None)
     for p in ds.problems:
         log(f"dataset note: {p}")
