@@ -47,6 +47,13 @@ def run_cli(*args, cwd=REPO, timeout=900, env=None) -> subprocess.CompletedProce
                           text=True, timeout=timeout, env=e)
 
 
+def train_cli(data, runs_dir, *args, timeout=900) -> Path:
+    """Train through the CLI as a user would; the run folder is the last line of its output."""
+    r = run_cli("train", "--data", data, "--runs-dir", runs_dir, *args, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return Path(r.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="session")
 def session_runs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("runs")
@@ -55,10 +62,8 @@ def session_runs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(session_runs, ckplus) -> Path:
     """A real fer_vgg model trained for 2 epochs on CK+48 through the CLI (~30 s), shared by many tests."""
-    r = run_cli("train", "--data", ckplus, "--backbone", "fer_vgg", "--epochs", "2", "--split", "subject-kfold:5:0",
-                "--runs-dir", session_runs, "--name", "tiny")
-    assert r.returncode == 0, r.stderr[-2000:]
-    run_dir = Path(r.stdout.strip().splitlines()[-1])
+    run_dir = train_cli(ckplus, session_runs, "--backbone", "fer_vgg", "--epochs", "2",
+                        "--split", "subject-kfold:5:0", "--name", "tiny")
     assert (run_dir / "model.keras").is_file()
     return run_dir
 

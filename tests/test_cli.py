@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, train_cli
 from fer_core import runstore
 
 PHOTO = "2008_001009.jpg"      # two faces, hand-boxed in photos/training.xml
@@ -23,11 +23,8 @@ def cnn_runs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cnn_run(cnn_runs, ckplus) -> Path:
     """A 2-epoch custom_cnn run on CK+48, subject-kfold:5:0; its name tries to climb out of runs/."""
-    r = run_cli("train", "--data", ckplus, "--backbone", "custom_cnn", "--epochs", "2", "--split", "subject-kfold:5:0",
-                "--input-size", "32",
-                "--runs-dir", cnn_runs, "--name", "../../escape/cnn", timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    run_dir = Path(r.stdout.strip().splitlines()[-1])
+    run_dir = train_cli(ckplus, cnn_runs, "--backbone", "custom_cnn", "--epochs", "2", "--split", "subject-kfold:5:0",
+                        "--input-size", "32", "--name", "../../escape/cnn", timeout=600)
     assert run_dir.parent.resolve() == cnn_runs.resolve()
     return run_dir
 

@@ -126,20 +126,25 @@ def test_pretrained_head_phase_keeps_the_base_frozen(tmp_path):
 
 
 # ---------------------------------------------------------------- interrupt, resume, cancel
-@pytest.mark.timeout(600)
-def test_a_killed_run_resumes_to_completion(ckplus, tmp_path):
-    run_dir = tmp_path / "runs" / "killed"
+def _signal_after_first_epoch(run_dir, ckplus, epochs: int, sig, wait: float) -> int:
+    """Start a CLI training, send `sig` once its first epoch is checkpointed; the process's exit code."""
     run_dir.mkdir(parents=True)
-    proc = _start_train(run_dir, ckplus, "--epochs", "6")
+    proc = _start_train(run_dir, ckplus, "--epochs", str(epochs))
     try:
         _wait_for(lambda: _epochs_done(run_dir) >= 1 and (run_dir / "last.keras").exists(), 300, proc,
                   "the first epoch's checkpoint")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        proc.send_signal(sig)
+        return proc.wait(wait)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.timeout(600)
+def test_a_killed_run_resumes_to_completion(ckplus, tmp_path):
+    run_dir = tmp_path / "runs" / "killed"
+    rc = _signal_after_first_epoch(run_dir, ckplus, 6, signal.SIGKILL, 30)
+    assert rc == -signal.SIGKILL
     before = _history(run_dir)
     done = _epochs_done(run_dir)
     assert 1 <= done < 6 and len(before) >= done
@@ -161,15 +166,7 @@ def test_a_killed_run_resumes_to_completion(ckplus, tmp_path):
 @pytest.mark.timeout(600)
 def test_sigterm_cancels_and_keeps_the_checkpoint(ckplus, tmp_path):
     run_dir = tmp_path / "runs" / "termed"
-    run_dir.mkdir(parents=True)
-    proc = _start_train(run_dir, ckplus, "--epochs", "40")
-    try:
-        _wait_for(lambda: _epochs_done(run_dir) >= 1, 300, proc, "the first epoch's checkpoint")
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    rc = _signal_after_first_epoch(run_dir, ckplus, 40, signal.SIGTERM, 120)
     assert rc not in (0, -signal.SIGTERM), "a cancelled run is neither a success nor killed by the signal"
     info = runstore.read_json(run_dir / "run.json")
     assert info["status"] == "cancelled"
