@@ -1,4 +1,4 @@
-"""`python -m fer_core COMMAND ...`: dataset, train, evaluate, runs, predict, kfold, export.
+"""`python -m fer_core COMMAND ...`: dataset, train, resume, evaluate, runs, predict, kfold, results, export.
 
 Errors a user can fix print one line (`error: ...`) and exit non-zero; no tracebacks
 unless FER_DEBUG=1.
@@ -48,8 +48,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--max-samples", type=int, default=d.max_samples, help="quick trials: cap the training part")
+    p.add_argument("--eval-samples", type=int, default=d.eval_samples,
+                   help="cap on validation and test faces: -1 = max-samples/4, 0 = all")
     p.add_argument("--strategy", default=d.strategy, choices=["none", "mirrored", "multiworker"])
     p.add_argument("--precision", default=d.precision, choices=["float32", "mixed_bfloat16"])
+    p.add_argument("--match-sharpness", default=d.match_sharpness,
+                   help="off | auto | SIGMA: blur faces at inference to the training faces' sharpness "
+                        "(auto picks sigma on the validation part)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--max-train-seconds", type=float, default=d.max_train_seconds,
                    help="stop training after this many seconds (same budget for every backbone)")
@@ -95,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-detect", action="store_true", help="treat each image as one face crop")
 
+    p = sub.add_parser("results", help="the README's results tables (Markdown) from the run store")
+    p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+
     p = sub.add_parser("kfold", help="train all K folds of a subject-independent split and summarise")
     add_train_args(p)
     p.add_argument("--folds", type=int, default=10)
@@ -139,6 +147,11 @@ def cmd_dataset(a) -> int:
     for sp, counts in s["counts"].items():
         print(f"  {sp:5s} " + "  ".join(f"{c} {n}" for c, n in counts.items()))
     print("image sizes: " + ", ".join(f"{k} ({v})" for k, v in s["image_sizes"].items()))
+    sharp = s["sharpness"]
+    print("sharpness (mean pixel gradient): " + ", ".join(f"{k} {v:g}" for k, v in sharp.items()))
+    if "train" in sharp and sharp["train"] > 0 and max(sharp.values()) / sharp["train"] >= 1.5:
+        print("problem: the training faces are much smoother than the others; a model trained on them fails on "
+              "sharp faces unless you train with --match-sharpness auto")
     for p in s["problems"]:
         print(f"problem: {p}")
     return 0
@@ -228,6 +241,12 @@ def cmd_predict(a) -> int:
     return 0 if all(r["error"] is None for r in results) else 1
 
 
+def cmd_results(a) -> int:
+    from .results import results_markdown
+    print(results_markdown(a.runs_dir))
+    return 0
+
+
 def cmd_kfold(a) -> int:
     from .kfold import run_kfold
     summary = run_kfold(config_from_args(a), a.folds, a.summary)
@@ -245,4 +264,4 @@ def cmd_export(a) -> int:
 
 
 COMMANDS = {"dataset": cmd_dataset, "train": cmd_train, "resume": cmd_resume, "evaluate": cmd_evaluate,
-            "runs": cmd_runs, "predict": cmd_predict, "kfold": cmd_kfold, "export": cmd_export}
+            "runs": cmd_runs, "predict": cmd_predict, "kfold": cmd_kfold, "results": cmd_results, "export": cmd_export}

@@ -37,6 +37,7 @@ class TrainConfig:
     freeze_base: bool = True          # for pre-trained weights: train the head on a frozen base first
     feature_cache: bool = True        # frozen base + no augmentation: compute base features once
     max_samples: int = 0              # 0 = all; otherwise a stratified subset of the training part
+    eval_samples: int = -1            # cap on val and test: -1 = max_samples // 4 (quick trials), 0 = all
     strategy: str = "none"            # none | mirrored | multiworker
     seed: int = DEFAULT_SEED
     name: str = ""
@@ -45,6 +46,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     precision: str = "float32"        # float32 | mixed_bfloat16 (~2.7x faster on CPUs with AMX/AVX512-BF16)
     max_train_seconds: float = 0.0    # wall-clock training budget (0 = none): fair backbone comparisons
+    match_sharpness: str = "off"      # off | auto | SIGMA: blur faces at inference to the training faces' sharpness
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

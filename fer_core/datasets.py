@@ -70,6 +70,14 @@ class Dataset:
             out[sp] = {name: int(c.get(i, 0)) for i, name in enumerate(self.class_names)}
         return out
 
+    def sharpness(self) -> dict:
+        """Mean pixel gradient per split part: parts that differ a lot need --match-sharpness (see sharpness.py)."""
+        from .sharpness import mean_gradient
+        if self.splits is None:
+            return {"all": round(mean_gradient(self.images), 2)}
+        return {sp: round(mean_gradient(self.images[self.splits == sp]), 2)
+                for sp in ("train", "val", "test") if (self.splits == sp).any()}
+
     def summary(self) -> dict:
         counts = self.counts()
         return {
@@ -83,6 +91,7 @@ class Dataset:
             "has_subjects": self.groups is not None,
             "num_subjects": int(len(set(self.groups.tolist()))) if self.groups is not None else None,
             "image_sizes": {f"{w}x{h}": n for (w, h), n in self.original_sizes.most_common(10)},
+            "sharpness": self.sharpness(),
             "problems": self.problems,
             "fingerprint": self.fingerprint(),
         }

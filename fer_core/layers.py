@@ -49,3 +49,49 @@ class BackbonePreprocess(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="fer_core")
+class MatchSharpness(keras.layers.Layer):
+    """At inference only, blurs input faces (Gaussian, sigma pixels) to the sharpness of the training faces.
+
+    Why: a model trained on smoothed faces (the shared FER2013 copy's Training_* images are blurred with
+    sigma ~3 px, its test images are sharp) sees sharp faces as out of domain; blurring them at inference
+    puts them back in. During training the layer passes images through unchanged. sigma is a
+    non-trainable weight, so it can be chosen on the validation set after training without a rebuild.
+    """
+
+    RADIUS = 12   # kernel half-width: enough for sigma up to 4
+
+    def __init__(self, sigma: float = 0.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.initial_sigma = float(sigma)
+
+    def build(self, input_shape):
+        self.sigma = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.initial_sigma),
+                                     trainable=False, name="sigma")
+
+    def _kernel(self):
+        t = ops.arange(-self.RADIUS, self.RADIUS + 1, dtype="float32")
+        s = ops.maximum(ops.cast(self.sigma, "float32"), 1e-3)
+        g = ops.exp(-(t * t) / (2.0 * s * s))
+        delta = ops.cast(ops.equal(t, 0.0), "float32")
+        g = ops.where(self.sigma > 0.05, g, delta)
+        return g / ops.sum(g)
+
+    def call(self, x, training=None):
+        if training:
+            return x
+        x = ops.cast(x, "float32")
+        g = self._kernel()
+        r = self.RADIUS
+        x = ops.pad(x, [[0, 0], [r, r], [r, r], [0, 0]], mode="reflect")
+        x = ops.depthwise_conv(x, ops.reshape(g, (2 * r + 1, 1, 1, 1)), padding="valid")
+        return ops.depthwise_conv(x, ops.reshape(g, (1, 2 * r + 1, 1, 1)), padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.initial_sigma}

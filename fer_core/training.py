@@ -28,6 +28,7 @@ from .config import TrainConfig
 from .datasets import Dataset, DatasetError, check_trainable, load_dataset
 from .errors import UserError
 from .evaluation import evaluate_arrays, to_model_input
+from .sharpness import estimate_sigma, sharpness_gap, tune_sigma
 from .kerasenv import backend, keras, library_versions
 from .progress import format_seconds
 from .splits import make_split, subsample
@@ -84,6 +85,24 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ModelConfigError(f"unknown precision '{cfg.precision}'; use float32 or mixed_bfloat16.")
     if not (0 <= cfg.dropout < 1):
         raise ModelConfigError("dropout must be in [0, 1).")
+    match_sigma_from_config(cfg)
+
+
+def match_sigma_from_config(cfg: TrainConfig) -> float | str | None:
+    """--match-sharpness off -> None (no layer), auto -> "auto", a number -> that sigma in pixels."""
+    value = str(cfg.match_sharpness or "off").strip().lower()
+    if value == "off":
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        sigma = float(value)
+    except ValueError:
+        sigma = -1.0
+    if not (0 <= sigma <= 4):
+        raise ModelConfigError(f"--match-sharpness {cfg.match_sharpness}: use off, auto, or a blur sigma "
+                               f"in pixels between 0 and 4.")
+    return sigma
 
 
 def _is_pretrained(cfg: TrainConfig) -> bool:
@@ -310,12 +329,15 @@ class _HeadPhaseModel(keras.Model):
         super().__init__(name=model.name)
         names = [l.name for l in model.layers]
         self.aug = model.get_layer("augmentation") if "augmentation" in names else None
+        self.match = model.get_layer("match_sharpness") if "match_sharpness" in names else None
         self.base_features = model.get_layer("features")
         self.head_model = model.get_layer("head")
 
     def call(self, x, training=None):
         if self.aug is not None:
             x = self.aug(x, training=training)
+        if self.match is not None:
+            x = self.match(x, training=training)
         return self.head_model(self.base_features(x, training=False), training=training)
 
 
@@ -448,8 +470,9 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
     check_trainable(ds)
     split = make_split(ds, cfg.split, cfg.seed)
     train_idx = subsample(ds.labels, split.train, cfg.max_samples, cfg.seed)
-    val_idx = subsample(ds.labels, split.val, cfg.max_samples // 4 if cfg.max_samples else 0, cfg.seed)
-    test_idx = subsample(ds.labels, split.test, cfg.max_samples // 4 if cfg.max_samples else 0, cfg.seed)
+    eval_cap = cfg.max_samples // 4 if cfg.eval_samples < 0 else cfg.eval_samples
+    val_idx = subsample(ds.labels, split.val, eval_cap, cfg.seed)
+    test_idx = subsample(ds.labels, split.test, eval_cap, cfg.seed)
     if len(val_idx) == 0 or len(test_idx) == 0 or len(train_idx) == 0:
         raise DatasetError(f"the split {split.spec} left an empty part (train {len(train_idx)}, "
                            f"val {len(val_idx)}, test {len(test_idx)}); the dataset is too small for it.")
@@ -465,6 +488,20 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
                         class_names=ds.class_names, backend=backend())
     log(f"data: {ds.name} ({ds.format}), split {split.spec}: train {len(train_idx)}, val {len(val_idx)}, "
         f"test {len(test_idx)}; classes {', '.join(ds.class_names)}")
+
+    # Sharpness compares pixels only (no labels), so looking at the test part's images here is fair.
+    match = match_sigma_from_config(cfg)
+    held_out = np.concatenate([val_idx, test_idx])
+    gap = sharpness_gap(ds.images[train_idx], ds.images[held_out])
+    tune_on_val = match == "auto" and sharpness_gap(ds.images[train_idx], ds.images[val_idx]) >= 1.5
+    if gap >= 1.5:
+        log(f"note: the validation/test faces are {gap:.1f}x sharper than the training faces (mean pixel "
+            "gradient); " + ("a model may fail on them. --match-sharpness auto blurs faces at inference to match."
+                             if match is None else "MatchSharpness will blur faces at inference to match."))
+    if match == "auto":
+        match = estimate_sigma(ds.images[train_idx], ds.images[held_out])
+        log(f"match-sharpness auto: sigma {match:g} from the sharpness gap"
+            + (" (tuned on the validation part after training)" if tune_on_val else ""))
 
     x_all = to_model_input(ds.images)
     y_all = keras.utils.to_categorical(ds.labels, k).astype("float32")
@@ -501,7 +538,7 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
             w = cfg.weights if not cfg.weights.startswith("run:") else "none"
             model, features, head = build_model(cfg.backbone, k, cfg.image_size, cfg.input_size, w,
                                                 cfg.head_units, cfg.dropout, cfg.weight_decay, cfg.augment,
-                                                cfg.seed)
+                                                cfg.seed, match)
             if cfg.weights.startswith("run:"):
                 transfer_from_run(features, cfg.weights)
                 log(f"backbone weights transferred from {cfg.weights[4:]}")
@@ -524,7 +561,8 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
             if first_phase == "head":
                 freeze_base(features)
             lr = state.get("lr", cfg.learning_rate) if start_epoch else cfg.learning_rate
-            use_cache = first_phase == "head" and not cfg.augment and cfg.feature_cache and replicas == 1
+            use_cache = (first_phase == "head" and not cfg.augment and cfg.feature_cache and replicas == 1
+                         and match is None)   # cached features would skip the inference blur on val
             cb = RunCallback(run_dir, model, first_phase, state["epochs_done"] - start_epoch, total_epochs,
                              state, log, cancel_flag)
             cbs = [cb] + schedule_callbacks(cfg, cfg.learning_rate, cfg.epochs, 0) + tb
@@ -561,6 +599,12 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
     # ---- evaluate the best checkpoint on train / val / test
     log("evaluating the best checkpoint")
     best = load_model_safe(run_dir / "model.keras")
+    if tune_on_val:   # model selection on the validation part only
+        sigma = tune_sigma(best, x_va, ds.labels[val_idx][:len(x_va)], log)
+        save_model_atomic(best, run_dir / "model.keras", include_optimizer=False)
+        runstore.update_run(run_dir, match_sharpness_sigma=sigma)
+    elif match is not None:
+        runstore.update_run(run_dir, match_sharpness_sigma=match)
     from .inference import make_predict_fn
     predict = make_predict_fn(best)
     metrics = {"class_names": ds.class_names, "split": split.spec, "best_epoch": state["best_epoch"]}
