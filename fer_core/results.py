@@ -1,0 +1,113 @@
+"""The README's results tables, computed from the run store (so every figure there has a command).
+
+`python -m fer_core results` prints them as Markdown: the default model, the CK+ transfer
+protocols, and the backbone comparison on CK+ (10-fold means) and on FER2013.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import runstore
+from .compare import comparison_table, kfold_summaries, model_size_bytes
+
+BACKBONE_ORDER = ("fer_vgg", "custom_cnn", "vgg16", "vgg19", "resnet50v2", "mobilenetv2", "efficientnetb0")
+
+
+def _fmt(v, pct=False, digits=1):
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    return f"{100 * v:.{digits}f}%" if pct else (f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}")
+
+
+def markdown(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def fold_runs(summary: dict, runs_dir: Path) -> list[dict]:
+    """The run of each fold, found by folder name under runs_dir (summaries may hold another machine's paths)."""
+    out = []
+    for f in summary.get("per_fold", []):
+        d = runs_dir / Path(str(f.get("run", ""))).name
+        if d.is_dir():
+            out.append(runstore.read_run(d))
+    return out
+
+
+def kfold_backbone_row(summary: dict, runs_dir: Path) -> dict:
+    """Means over the folds: the CK+ row of the backbone table."""
+    runs = fold_runs(summary, runs_dir)
+    rows = comparison_table(runs)
+
+    def mean(key):
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        return float(np.mean(vals)) if vals else None
+    return {"backbone": summary.get("backbone"), "folds": summary.get("folds"),
+            "train accuracy": mean("train accuracy"),
+            "test accuracy": summary.get("mean_accuracy"), "test std": summary.get("std_accuracy"),
+            "macro F1": summary.get("mean_macro_f1"), "train time (s)": mean("train time (s)"),
+            "test ms/image": mean("test ms/image"), "parameters": rows[0]["parameters"] if rows else None,
+            "model size (MB)": rows[0]["model size (MB)"] if rows else None}
+
+
+def _order(backbone):
+    return BACKBONE_ORDER.index(backbone) if backbone in BACKBONE_ORDER else len(BACKBONE_ORDER)
+
+
+def results_markdown(runs_dir, default_run: str = "default-fer_vgg-fer2013") -> str:
+    runs_dir = Path(runs_dir)
+    parts = []
+    d = runs_dir / default_run
+    if (d / "run.json").is_file():
+        r = runstore.read_run(d)
+        m = r.get("metrics") or {}
+        t = m.get("test") or {}
+        f1 = {c: v.get("f1") for c, v in (t.get("per_class") or {}).items()}
+        parts.append(f"### Default model ({default_run})\n\n" + markdown([[
+            r["backbone"], _fmt(t.get("accuracy"), True), _fmt(t.get("macro_f1"), True),
+            _fmt(f1.get("disgust"), True), _fmt((m.get("val") or {}).get("accuracy"), True),
+            _fmt((m.get("train") or {}).get("accuracy"), True), r.get("epochs_done"),
+            _fmt(r.get("train_seconds") and r["train_seconds"] / 60, digits=0) + " min",
+            _fmt((model_size_bytes(r) or 0) / 1e6, digits=2) + " MB",
+            _fmt((r.get("info") or {}).get("match_sharpness_sigma"), digits=1)]],
+            ["backbone", "PrivateTest acc", "macro F1", "disgust F1", "PublicTest acc", "train acc", "epochs",
+             "train time", "model size", "inference blur sigma"]))
+
+    summaries = {s.get("group"): s for s in kfold_summaries(runs_dir)}
+    proto = [g for g in ("ck-transfer", "ck-scratch", "ck-transfer-random") if g in summaries]
+    if proto:
+        rows = []
+        for g in proto:
+            s = summaries[g]
+            rows.append([g, s.get("weights", "").replace(str(runs_dir.resolve()) + "/", "runs/"), s.get("split"),
+                         s.get("folds"), f"{_fmt(s['mean_accuracy'], True)} ± {_fmt(s['std_accuracy'], True)}",
+                         f"{_fmt(s['min_accuracy'], True)}–{_fmt(s['max_accuracy'], True)}",
+                         _fmt(s.get("mean_macro_f1"), True), _fmt(s.get("seconds"), digits=0)])
+        parts.append("### CK+48: transfer from FER2013 vs from scratch\n\n" + markdown(
+            rows, ["group", "weights", "split", "folds", "test accuracy (mean ± std)", "min–max", "macro F1",
+                   "seconds (all folds)"]))
+
+    ck = sorted((kfold_backbone_row(s, runs_dir) for g, s in summaries.items() if g and g.startswith("ck-bb-")),
+                key=lambda r: _order(r["backbone"]))
+    if ck:
+        parts.append("### Backbones on CK+48 (subject-independent 10-fold, means over folds)\n\n" + markdown(
+            [[r["backbone"], _fmt(r["train accuracy"], True), f"{_fmt(r['test accuracy'], True)} ± "
+              f"{_fmt(r['test std'], True)}", _fmt(r["macro F1"], True), _fmt(r["train time (s)"]),
+              _fmt(r["test ms/image"], digits=2), _fmt(r["parameters"]), _fmt(r["model size (MB)"], digits=1)]
+             for r in ck],
+            ["backbone", "train acc", "test acc (± std)", "macro F1", "train s/fold", "test ms/image",
+             "parameters", "model MB"]))
+
+    fer = [r for r in runstore.list_runs(runs_dir) if r["id"].startswith("fer-bb-") and r.get("metrics")]
+    if fer:
+        rows = sorted(comparison_table(fer), key=lambda r: _order(r["backbone"]))
+        parts.append("### Backbones on FER2013 (PrivateTest, 3,589 faces)\n\n" + markdown(
+            [[r["backbone"], _fmt(r["train accuracy"], True), _fmt(r["test accuracy"], True), _fmt(r["macro F1"], True),
+              _fmt(r["train time (s)"], digits=0), _fmt(r["test ms/image"], digits=2), _fmt(r["parameters"]),
+              _fmt(r["model size (MB)"], digits=1)] for r in rows],
+            ["backbone", "train acc", "test acc", "macro F1", "train s", "test ms/image", "parameters", "model MB"]))
+    return "\n\n".join(parts) if parts else "no results in this run store yet"
