@@ -188,6 +188,29 @@ def test_bad_uploads_get_a_named_error_and_the_good_photo_still_works(app_runs, 
     assert set(faces_frame(at)["photo"]) == {PHOTO_NAME}
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_gif_tiny_bomb_and_oversized_uploads_on_the_page(app_runs, photo_bytes):
+    """An animated GIF is read from its first frame; a 1x1 image, a 30,000 x 30,000 PNG and a file over
+    the upload limit each get their own message; the page keeps working for the good photo."""
+    from test_images import png_bomb
+    from fer_core.images import MAX_FILE_BYTES
+    photo = Image.open(io.BytesIO(photo_bytes)).convert("RGB")
+    gif = io.BytesIO()
+    photo.save(gif, "GIF", save_all=True, append_images=[Image.new("RGB", photo.size, "black")], duration=200)
+    oversized = photo_bytes + b"\0" * (MAX_FILE_BYTES + 1 - len(photo_bytes))
+    files = [("party.gif", gif.getvalue()), ("dot.png", png_bytes(Image.new("L", (1, 1)))),
+             ("bomb.png", png_bomb()), ("huge-scan.jpg", oversized), (PHOTO_NAME, photo_bytes)]
+    at = upload(open_app("pages/analyze.py"), *files)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 3, errors
+    for name, word in [("dot.png", "1x1"), ("bomb.png", "megapixels"), ("huge-scan.jpg", "limit is 50 MB")]:
+        assert any(name in e and word in e for e in errors), (name, errors)
+    assert set(faces_frame(at)["photo"]) == {"party.gif", PHOTO_NAME}   # the GIF's first frame has the faces
+    import tomllib
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_FILE_BYTES   # the browser refuses what we would
+
+
 def test_uploads_in_every_format_and_mode_with_exif_rotation(app_runs, photo_bytes):
     """PNG grayscale, WebP, BMP, 16-bit TIFF, CMYK JPEG and an EXIF-rotated JPEG: all give faces."""
     from fer_core.images import decode_image

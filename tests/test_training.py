@@ -216,3 +216,41 @@ def test_mirrored_strategy_trains_on_two_replicas(ckplus, tmp_path):
     info = runstore.read_json(run_dir / "run.json")
     assert info["status"] == "completed" and info["config"]["strategy"] == "mirrored"
     assert len(_history(run_dir)) == 1 and (run_dir / "metrics.json").exists()
+
+
+# ---------------------------------------------------------------- a full disk while checkpointing
+def test_a_full_disk_while_checkpointing_fails_the_run_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """The second epoch's checkpoint write half-writes and hits ENOSPC; epoch 1's checkpoint must survive."""
+    import errno
+    cfg = TrainConfig(data=str(_tiny_folder(tmp_path / "data", n=40)), backbone="custom_cnn", input_size=32,
+                      epochs=5, batch_size=8, runs_dir=str(tmp_path / "runs"), name="disk")
+    run_dir = runstore.create_run_dir(cfg.runs_dir, "disk")
+    real_save = keras.Model.save
+    calls = {"last": 0}
+
+    def save_then_fill_disk(self, filepath, *a, **kw):
+        if "last" in str(filepath):
+            calls["last"] += 1
+            if calls["last"] == 2:
+                Path(filepath).write_bytes(b"PK\x03\x04 half a zip")   # what a full disk leaves behind
+                raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+        return real_save(self, filepath, *a, **kw)
+
+    monkeypatch.setattr(keras.Model, "save", save_then_fill_disk)
+    with pytest.raises(OSError):
+        train(cfg, run_dir=run_dir)
+    monkeypatch.setattr(keras.Model, "save", real_save)
+
+    info = runstore.read_json(run_dir / "run.json")
+    assert info["status"] == "failed"
+    assert "disk is full" in info["error"] and "previous checkpoint is kept" in info["error"]
+    assert not list(run_dir.glob(".*tmp*")), "the half-written file was left behind"
+    assert _epochs_done(run_dir) == 1
+    from fer_core.training import load_model_safe
+    load_model_safe(run_dir / "last.keras")       # epoch 1's checkpoint is whole
+    assert runstore.read_run(run_dir)["status"] == "failed"   # and the run still lists
+
+    r = run_cli("resume", run_dir)                  # space freed: the run finishes from epoch 1
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert runstore.read_json(run_dir / "run.json")["status"] == "completed"
+    assert [int(h["epoch"]) for h in _history(run_dir)] == [1, 2, 3, 4, 5]
