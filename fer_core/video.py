@@ -10,12 +10,19 @@ boxes never go stale; a face that newly enters waits at most `detect_every - 1` 
 on the whole frame every time. The full search runs on a copy downscaled to `detect_width`
 (320: a webcam face is ~100-250 px of a 640x480 frame, still >= 24 px there); boxes and
 crops stay at full resolution.
+
+With `background_detect=True` (the webcam page) the full search never runs on the frame
+path at all: it runs on a worker thread (the second core) on a copy of a recent frame, and
+its faces are merged in when it finishes, while every frame only follows faces. That takes
+the 15-30 ms full-search spikes out of the frame time; a new face appears a few frames later.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +30,15 @@ import numpy as np
 from .faces import HaarFaceDetector
 from .images import to_gray
 from .inference import EmotionRecognizer, Face, draw_faces
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
 
 
 @dataclass
@@ -38,6 +54,7 @@ class FramePipeline:
     smooth_frames: int = 8                   # average probabilities over this many recent frames
     detect_every: int = 3                    # full-frame face search every N frames; follow faces in between
     detect_width: int = 320                  # the full search runs on the frame downscaled to this longer side
+    background_detect: bool = False          # full search on a worker thread; frames only follow faces
     _history: deque = field(default_factory=lambda: deque(maxlen=8))
     _boxes: list = field(default_factory=list)
     _since_detect: int = 0
@@ -46,11 +63,30 @@ class FramePipeline:
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be at least 1 (got {self.detect_every})")
         self._history = deque(maxlen=max(1, self.smooth_frames))
+        self._search = None          # the running background search (a Future), if any
+        self._searched_once = False
+        if self.background_detect:
+            detector = self.recognizer.detector
+            # its own cascade: one OpenCV CascadeClassifier must not run in two threads at once
+            self._bg_detector = dataclasses.replace(detector) if dataclasses.is_dataclass(detector) else detector
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face-search")
+
+    def _full_search(self, gray: np.ndarray, detector=None) -> list[tuple[int, int, int, int]]:
+        detector = detector or self.recognizer.detector
+        if isinstance(detector, HaarFaceDetector):
+            return detector.detect(gray, detect_width=self.detect_width)
+        return detector.detect(gray)
+
+    def close(self) -> None:
+        if self.background_detect:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     def find_faces(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Boxes for this frame: a full detection, or the last faces followed to where they are now."""
         detector = self.recognizer.detector
         near = getattr(detector, "detect_near", None)
+        if self.background_detect and near is not None:
+            return self._find_faces_background(gray, near)
         follow = self.detect_every > 1 and near is not None and self._boxes and self._since_detect < self.detect_every
         if follow:
             moved = [b for b in (near(gray, b) for b in self._boxes) if b is not None]
@@ -58,11 +94,35 @@ class FramePipeline:
                 self._since_detect += 1
                 self._boxes = moved
                 return moved
-        if isinstance(detector, HaarFaceDetector):
-            self._boxes = detector.detect(gray, detect_width=self.detect_width)
-        else:
-            self._boxes = detector.detect(gray)
+        self._boxes = self._full_search(gray)
         self._since_detect = 1
+        return self._boxes
+
+    def _find_faces_background(self, gray, near) -> list[tuple[int, int, int, int]]:
+        if not self._searched_once:              # the very first frame: search here, so faces show at once
+            self._searched_once = True
+            self._boxes = self._full_search(gray)
+            self._since_detect = 1
+            return self._boxes
+        # A face not re-found keeps its last box until the search running beside us says whether it is
+        # still there (a few frames): dropping it at once makes small faces flicker in and out.
+        moved = [near(gray, b) for b in self._boxes]
+        lost = any(m is None for m in moved)
+        followed = [m or b for m, b in zip(moved, self._boxes)]
+        if self._search is not None and self._search.done():
+            found = self._search.result()        # from a frame a few frames ago: a face there may have moved
+            self._search = None
+            # the search's faces, at where they are now; plus faces we still follow that it missed (the
+            # cascade's answer flickers between frames, and a face re-found this frame is surely there)
+            refound = [m for m in moved if m is not None]
+            boxes = [next((t for t in refound if _iou(t, f) > 0.3), None) or near(gray, f) or f for f in found]
+            self._boxes = boxes + [t for t in refound if not any(_iou(t, b) > 0.3 for b in boxes)]
+            self._since_detect = 0
+        else:
+            self._boxes = followed
+        self._since_detect += 1
+        if self._search is None and (self._since_detect >= self.detect_every or lost or not self._boxes):
+            self._search = self._executor.submit(self._full_search, gray.copy(), self._bg_detector)
         return self._boxes
 
     def process(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, FrameResult]:

@@ -53,11 +53,15 @@ def live_session(run_path, min_size: int, sensitivity: float, smooth: int):
     config = (str(run_path), min_size, sensitivity, smooth)
     live = st.session_state.get("webcam_live")
     if live is None or live["config"] != config:
+        if live is not None:
+            live["pipeline"].close()
         recognizer = annotate.with_detector(recognizer_for(run_path),
                                             HaarFaceDetector(min_size=min_size, sensitivity=sensitivity))
         reports: queue.Queue = queue.Queue(maxsize=30)
-        pipeline = FramePipeline(recognizer, smooth_frames=smooth)
-        live = {"config": config, "reports": reports, "callback": make_frame_callback(pipeline, reports)}
+        # background_detect: the full-frame face search runs on the second core, never on the frame path
+        pipeline = FramePipeline(recognizer, smooth_frames=smooth, background_detect=True)
+        live = {"config": config, "reports": reports, "pipeline": pipeline,
+                "callback": make_frame_callback(pipeline, reports)}
         st.session_state["webcam_live"] = live
     return live["callback"], live["reports"]
 

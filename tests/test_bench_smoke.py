@@ -31,8 +31,8 @@ def run_bench(name: str, *args, timeout: int = 300) -> str:
 
 def test_pipeline(tiny_run, photos):
     out = run_bench("pipeline", tiny_run)
-    for every in (1, 3):
-        assert re.search(rf"webcam 640x480, detect_every={every}: \d+ frames, {NUM} frames/s, p50 {NUM} ms, "
+    for mode in ("detect_every=1", "detect_every=3", "detect_every=3, background search"):
+        assert re.search(rf"webcam 640x480, {mode}: \d+ frames, {NUM} frames/s, p50 {NUM} ms, "
                          rf"p95 {NUM} ms", out), out
     assert re.search(rf"12-MP photo 4000x3000 .*mean {NUM} s", out), out
 
