@@ -5,6 +5,8 @@ There is no server process or in-memory queue to lose. A job *is* a run folder:
   start_queued   launches queued runs, oldest first, while fewer than `max_concurrent` run;
                  each one is `python -m fer_core train --run-dir DIR ...` in its own session,
                  so it outlives the Streamlit script, a page reload or a closed browser
+  queue_resume   puts a failed or cancelled run with a checkpoint back in the queue; it is
+                 launched as `python -m fer_core resume DIR` and continues from last.keras
   cancel         a queued run is marked cancelled; a running one gets a CANCEL file and SIGTERM,
                  and training stops cleanly (status 'cancelled', checkpoints kept)
 Any page (or several browser sessions at once) can call `start_queued`; a file lock makes
@@ -183,16 +185,36 @@ def launch(run_dir) -> int:
     run_dir = Path(run_dir)
     info = runstore.read_json(run_dir / "run.json", {}) or {}
     cfg = TrainConfig.from_dict(info.get("config", {}))
+    args = ([sys.executable, "-m", "fer_core", "resume", str(run_dir)] if info.get("resume_requested")
+            else cli_args(cfg, run_dir))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     with open(run_dir / "train.log", "ab") as log:
-        proc = subprocess.Popen(cli_args(cfg, run_dir), cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     # Counted as running from now on: the child takes a few seconds to import TensorFlow
     # before it writes its own heartbeat, and must not be launched a second time meanwhile.
     runstore.update_run(run_dir, status="running", pid=proc.pid, launched=runstore.now_iso(),
-                        heartbeat=runstore.now_iso(), heartbeat_unix=time.time())
+                        heartbeat=runstore.now_iso(), heartbeat_unix=time.time(), resume_requested=False)
     return proc.pid
+
+
+def can_resume(run: dict) -> bool:
+    """A run that ended early (failed or cancelled) and kept its last checkpoint."""
+    return run.get("status") in ("failed", "cancelled") and (Path(run["path"]) / "last.keras").is_file()
+
+
+def queue_resume(run_dir) -> None:
+    """Back into the queue, to continue from its last checkpoint (the queue's cap still applies)."""
+    run_dir = Path(run_dir)
+    if not can_resume({**runstore.read_run(run_dir), "path": str(run_dir)}):
+        raise runstore.RunStoreError(f"{run_dir.name} cannot be resumed: only a failed or cancelled run "
+                                     "with a checkpoint (last.keras) can.")
+    try:
+        (run_dir / "CANCEL").unlink()
+    except FileNotFoundError:
+        pass
+    runstore.update_run(run_dir, status="queued", resume_requested=True, queued_unix=time.time(), error=None)
 
 
 def start_queued(runs_dir, max_running: int | None = None) -> list[Path]:

@@ -137,6 +137,19 @@ def actions(run: dict, root: Path) -> None:
     else:
         st.caption("No model file in this run (reference runs are committed without it, failed runs may lack one).")
 
+    if jobs.can_resume(run):
+        st.markdown(f"**Resume**: this run is {run['status']} after epoch {run['epochs_done']}; "
+                    "its checkpoint is kept")
+        if st.button("Resume from the last checkpoint", key="resume_go"):
+            try:
+                jobs.queue_resume(path)
+                jobs.start_queued(root)
+            except (UserError, OSError) as e:
+                st.error(f"Cannot resume: {e}")
+            else:
+                st.toast(f"{run['name']} is queued to resume; follow it on the Train page")
+                st.rerun()
+
     st.markdown("**Re-evaluate** the model on another dataset (saved in the run's evaluations/)")
     e1, e2, e3 = st.columns([4, 1, 1])
     data = e1.text_input("Dataset path", key="eval_data", placeholder="e.g. ../shared/data/fer2013")

@@ -126,3 +126,25 @@ def test_max_concurrent_setting_persists(tmp_path):
     with pytest.raises(UserError):
         jobs.set_max_concurrent(tmp_path, 0)
     assert runstore.list_runs(tmp_path) == []     # the setting file is not a run
+
+
+def test_a_cancelled_run_resumes_from_its_checkpoint_through_the_queue(tmp_path, ckplus):
+    """What the Runs page's Resume button does: back in the queue, continued by `fer_core resume`."""
+    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus, epochs=6, early_stopping=0, name="resumable"))
+    with pytest.raises(UserError, match="cannot be resumed"):
+        jobs.queue_resume(run_dir)                         # queued, not ended: nothing to resume
+    jobs.start_queued(tmp_path, 1)
+    wait_for(lambda: (run_dir / "last.keras").exists(), 240, "the first epoch's checkpoint")
+    jobs.cancel(run_dir)
+    assert jobs.wait(run_dir, timeout=120) == "cancelled", jobs.log_tail(run_dir)
+    done_before = runstore.read_run(run_dir)["epochs_done"]
+    assert 1 <= done_before < 6
+    assert jobs.can_resume(runstore.read_run(run_dir))
+
+    jobs.queue_resume(run_dir)
+    assert runstore.read_run(run_dir)["status"] == "queued"
+    assert jobs.start_queued(tmp_path, 1) == [run_dir]
+    assert jobs.wait(run_dir, timeout=300) == "completed", jobs.log_tail(run_dir)
+    assert [int(h["epoch"]) for h in jobs.read_history(run_dir)] == [1, 2, 3, 4, 5, 6]
+    assert f"resuming after epoch {done_before}" in (run_dir / "train.log").read_text()
+    assert not jobs.can_resume(runstore.read_run(run_dir))
