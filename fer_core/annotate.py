@@ -18,7 +18,7 @@ from .images import ImageError, decode_image, to_gray
 from .inference import EmotionRecognizer, Face, draw_faces
 
 # What the uploader accepts (Pillow reads them all; see images.decode_image).
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]   # a GIF: its first frame
 
 
 @dataclass

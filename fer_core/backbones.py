@@ -192,12 +192,12 @@ def build_head(num_features: int, num_classes: int, units: int, dropout: float, 
 
 
 def assemble(features: keras.Model, head: keras.Model, image_size: int, augment: bool, seed: int,
-             match_sigma: float | None = None) -> keras.Model:
+             match_sigma: float | None = None, match_min_gradient: float = 0.0) -> keras.Model:
     """match_sigma: None = no MatchSharpness layer; a number = its starting sigma (0 = no blur yet)."""
     inp = keras.Input((image_size, image_size, 1), name="pixels")
     x = augmentation_layers(seed)(inp) if augment else inp
     if match_sigma is not None:
-        x = MatchSharpness(match_sigma, name="match_sharpness")(x)
+        x = MatchSharpness(match_sigma, match_min_gradient, name="match_sharpness")(x)
     out = head(features(x))
     return keras.Model(inp, out, name="emotion_model")
 
@@ -261,7 +261,8 @@ def resolve_input_size(backbone: str, input_size: int) -> int:
 
 def build_model(backbone: str, num_classes: int, image_size: int = 48, input_size: int = 0,
                 weights: str = "none", head_units: int = 256, dropout: float = 0.5, l2: float = 1e-4,
-                augment: bool = True, seed: int = 1337, match_sigma: float | None = None):
+                augment: bool = True, seed: int = 1337, match_sigma: float | None = None,
+                match_min_gradient: float = 0.0):
     """-> (model, features, head). weights: 'imagenet', 'none' or a weights file path ('run:' is handled by training)."""
     bb = get_backbone(backbone)
     size = resolve_input_size(backbone, input_size)
@@ -282,5 +283,5 @@ def build_model(backbone: str, num_classes: int, image_size: int = 48, input_siz
     if w_file:
         features.load_weights(w_file)
     head = build_head(features.output.shape[-1], num_classes, head_units, dropout, l2)
-    model = assemble(features, head, image_size, augment, seed, match_sigma)
+    model = assemble(features, head, image_size, augment, seed, match_sigma, match_min_gradient)
     return model, features, head

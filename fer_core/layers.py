@@ -63,10 +63,13 @@ class MatchSharpness(keras.layers.Layer):
 
     RADIUS = 12   # kernel half-width: enough for sigma up to 4
 
-    def __init__(self, sigma: float = 0.0, **kwargs):
+    def __init__(self, sigma: float = 0.0, min_gradient: float = 0.0, **kwargs):
+        """min_gradient: only faces whose mean pixel gradient is above it are blurred (0 = every face), so
+        a face already as smooth as the training faces (e.g. a validation part drawn from them) is left alone."""
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.initial_sigma = float(sigma)
+        self.min_gradient = float(min_gradient)
 
     def build(self, input_shape):
         self.sigma = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.initial_sigma),
@@ -86,12 +89,17 @@ class MatchSharpness(keras.layers.Layer):
         x = ops.cast(x, "float32")
         g = self._kernel()
         r = self.RADIUS
-        x = ops.pad(x, [[0, 0], [r, r], [r, r], [0, 0]], mode="reflect")
-        x = ops.depthwise_conv(x, ops.reshape(g, (2 * r + 1, 1, 1, 1)), padding="valid")
-        return ops.depthwise_conv(x, ops.reshape(g, (1, 2 * r + 1, 1, 1)), padding="valid")
+        y = ops.pad(x, [[0, 0], [r, r], [r, r], [0, 0]], mode="reflect")
+        y = ops.depthwise_conv(y, ops.reshape(g, (2 * r + 1, 1, 1, 1)), padding="valid")
+        y = ops.depthwise_conv(y, ops.reshape(g, (1, 2 * r + 1, 1, 1)), padding="valid")
+        if not self.min_gradient:
+            return y
+        gradient = ops.mean(ops.abs(x[:, :, 1:, :] - x[:, :, :-1, :]), axis=(1, 2, 3))
+        sharp = ops.reshape(gradient > self.min_gradient, (-1, 1, 1, 1))
+        return ops.where(sharp, y, x)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "sigma": self.initial_sigma}
+        return {**super().get_config(), "sigma": self.initial_sigma, "min_gradient": self.min_gradient}

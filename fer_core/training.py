@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .datasets import Dataset, DatasetError, check_trainable, load_dataset
 from .errors import UserError
 from .evaluation import evaluate_arrays, to_model_input
-from .sharpness import estimate_sigma, sharpness_gap, tune_sigma
+from .sharpness import estimate_sigma, mean_gradient, sharpness_gap, tune_sigma
 from .kerasenv import backend, keras, library_versions
 from .progress import format_seconds
 from .splits import make_split, subsample
@@ -58,10 +58,7 @@ def validate_config(cfg: TrainConfig) -> None:
         if src_cfg.get("backbone") != cfg.backbone:
             raise ModelConfigError(f"--weights {w}: that run trained a {src_cfg.get('backbone')} backbone, "
                                    f"not {cfg.backbone}; its weights cannot be transferred.")
-        src_size = resolve_input_size(cfg.backbone, src_cfg.get("input_size", 0))
-        if src_size != resolve_input_size(cfg.backbone, cfg.input_size):
-            raise ModelConfigError(f"--weights {w}: that run used input size {src_size}, this one "
-                                   f"{resolve_input_size(cfg.backbone, cfg.input_size)}; use the same input size.")
+        # A different input size is fine: conv and BatchNorm weights do not depend on it, and the head is new.
     elif w not in ("none", "imagenet") and not Path(w).is_file():
         raise WeightsError(f"--weights {w}: no such file. Use imagenet, none, a weights file, or run:RUN_DIR.")
     if cfg.epochs < 0 or cfg.fine_tune_epochs < 0:
@@ -560,7 +557,7 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
             w = cfg.weights if not cfg.weights.startswith("run:") else "none"
             model, features, head = build_model(cfg.backbone, k, cfg.image_size, cfg.input_size, w,
                                                 cfg.head_units, cfg.dropout, cfg.weight_decay, cfg.augment,
-                                                cfg.seed, match)
+                                                cfg.seed, match, 2.0 * mean_gradient(ds.images[train_idx]))
             if cfg.weights.startswith("run:"):
                 transfer_from_run(features, cfg.weights)
                 log(f"backbone weights transferred from {cfg.weights[4:]}")

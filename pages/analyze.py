@@ -95,7 +95,7 @@ with st.sidebar:
                             help="Higher finds more faces, including some false ones.")
 
 uploads = st.file_uploader("Photos", type=annotate.UPLOAD_TYPES, accept_multiple_files=True, key="analyze_files",
-                           help="JPEG, PNG, WebP, BMP or TIFF; colour or grayscale; any size up to 50 megapixels.")
+                           help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame); colour or grayscale; up to 50 megapixels and 50 MB.")
 
 if run_path is None:
     st.stop()

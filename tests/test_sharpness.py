@@ -59,7 +59,7 @@ def test_auto_match_sharpness_rescues_a_model_trained_on_blurred_faces(tmp_path)
             if part == "train":
                 img = cv2.GaussianBlur(img, (0, 0), 3.0)
             cv2.imwrite(str(out), img)
-    run = train_cli(data, tmp_path / "runs", "--backbone", "fer_vgg", "--epochs", "12", "--input-size", "24",
+    run = train_cli(data, tmp_path / "runs", "--backbone", "fer_vgg", "--epochs", "30", "--input-size", "24", "--batch-size", "16",
                     "--schedule", "cosine", "--early-stopping", "0", "--match-sharpness", "auto")
     info = json.loads((run / "run.json").read_text())
     assert 2.0 <= info["match_sharpness_sigma"] <= 4.0
