@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from bench.common import check_run, face_boxes, parser, percentiles, photo_paths, print_machine, read_bgr
+from fer_core.faces import box_iou
 
 INSTALL = "pip install --no-deps fer tqdm requests pillow"
 
@@ -49,19 +50,9 @@ def load_fer():
     return FER(), "fer " + getattr(__import__("fer"), "__version__", "?")
 
 
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union else 0.0
-
-
 def match(detected, truth, threshold: float = 0.5) -> int:
     """How many true boxes are matched one-to-one by detections with IoU >= threshold (greedy, best first)."""
-    pairs = sorted(((iou(d, t), i, j) for i, d in enumerate(detected) for j, t in enumerate(truth)), reverse=True)
+    pairs = sorted(((box_iou(d, t), i, j) for i, d in enumerate(detected) for j, t in enumerate(truth)), reverse=True)
     used_d, used_t = set(), set()
     for v, i, j in pairs:
         if v < threshold:

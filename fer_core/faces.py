@@ -14,6 +14,17 @@ import cv2
 import numpy as np
 
 
+def box_iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union else 0.0
+
+
 class FaceDetector(Protocol):
     def detect(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]: ...
 

@@ -27,18 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .faces import HaarFaceDetector
+from .faces import HaarFaceDetector, box_iou
 from .images import to_gray
 from .inference import EmotionRecognizer, Face, draw_faces
-
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
 
 
 @dataclass
@@ -115,8 +106,8 @@ class FramePipeline:
             # the search's faces, at where they are now; plus faces we still follow that it missed (the
             # cascade's answer flickers between frames, and a face re-found this frame is surely there)
             refound = [m for m in moved if m is not None]
-            boxes = [next((t for t in refound if _iou(t, f) > 0.3), None) or near(gray, f) or f for f in found]
-            self._boxes = boxes + [t for t in refound if not any(_iou(t, b) > 0.3 for b in boxes)]
+            boxes = [next((t for t in refound if box_iou(t, f) > 0.3), None) or near(gray, f) or f for f in found]
+            self._boxes = boxes + [t for t in refound if not any(box_iou(t, b) > 0.3 for b in boxes)]
             self._since_detect = 0
         else:
             self._boxes = followed

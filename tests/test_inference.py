@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fer_core import runstore
+from fer_core.faces import box_iou
 from fer_core.images import read_image_file
 from fer_core.inference import EmotionRecognizer, draw_faces
 from fer_core.training import load_model_safe
@@ -29,15 +30,6 @@ def _hand_boxes(photos, name):
             re.findall(r"<box top='(\d+)' left='(\d+)' width='(\d+)' height='(\d+)'", block)]
 
 
-def _iou(a, b):
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter)
-
-
 def test_from_run_loads_the_runs_model_and_classes(rec, tiny_run):
     info = runstore.read_json(tiny_run / "run.json")
     assert rec.class_names == info["class_names"] and len(rec.class_names) == 7
@@ -51,9 +43,9 @@ def test_analyze_finds_the_faces_in_a_real_photo(rec, photos):
     assert len(truth) == 2 and len(faces) >= 1
     # every hand-boxed face is found, and every found box is one of them
     for t in truth:
-        assert max(_iou(f.box, t) for f in faces) > 0.4, (t, [f.box for f in faces])
+        assert max(box_iou(f.box, t) for f in faces) > 0.4, (t, [f.box for f in faces])
     for f in faces:
-        assert max(_iou(f.box, t) for t in truth) > 0.4
+        assert max(box_iou(f.box, t) for t in truth) > 0.4
         assert sum(f.probabilities.values()) == pytest.approx(1, abs=1e-4)
         assert f.emotion == max(f.probabilities, key=f.probabilities.get)
     drawn = draw_faces(img, faces)

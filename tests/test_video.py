@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.video import FramePipeline, _iou
+from fer_core.faces import box_iou
+from fer_core.video import FramePipeline
 
 PHOTOS = ("2008_001322.jpg", "2009_004587.jpg")
 
@@ -29,7 +30,7 @@ def frames_of(photos, name, n):
 
 
 def matched(boxes, reference) -> int:
-    return sum(any(_iou(b, r) > 0.4 for r in reference) for b in boxes)
+    return sum(any(box_iou(b, r) > 0.4 for r in reference) for b in boxes)
 
 
 def full_search(rec, frame):
