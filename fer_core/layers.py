@@ -103,3 +103,8 @@ class MatchSharpness(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "sigma": self.initial_sigma, "min_gradient": self.min_gradient}
+
+
+def match_sharpness_layer(model):
+    """The model's MatchSharpness layer, or None for a model trained without --match-sharpness."""
+    return next((l for l in model.layers if isinstance(l, MatchSharpness)), None)

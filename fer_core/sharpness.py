@@ -53,7 +53,8 @@ def tune_sigma(model, x_val: np.ndarray, y_val: np.ndarray, log=print) -> float:
     """Pick the MatchSharpness sigma with the best validation accuracy; leaves it set in the model."""
     from .evaluation import predict_probs
     from .inference import make_predict_fn
-    layer = model.get_layer("match_sharpness")
+    from .layers import match_sharpness_layer
+    layer = match_sharpness_layer(model)
     if len(x_val) > 1500:   # enough to rank 8 sigmas (standard error ~1.3 points); keeps big backbones quick
         keep = np.random.default_rng(0).choice(len(x_val), 1500, replace=False)
         x_val, y_val = x_val[keep], y_val[keep]

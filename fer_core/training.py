@@ -30,6 +30,7 @@ from .errors import UserError
 from .evaluation import evaluate_arrays, to_model_input
 from .sharpness import estimate_sigma, mean_gradient, sharpness_gap, tune_sigma
 from .kerasenv import backend, keras, library_versions
+from .layers import match_sharpness_layer
 from .progress import format_seconds
 from .splits import make_split, subsample
 
@@ -331,7 +332,7 @@ class _HeadPhaseModel(keras.Model):
         super().__init__(name=model.name)
         names = [l.name for l in model.layers]
         self.aug = model.get_layer("augmentation") if "augmentation" in names else None
-        self.match = model.get_layer("match_sharpness") if "match_sharpness" in names else None
+        self.match = match_sharpness_layer(model)
         self.base_features = model.get_layer("features")
         self.head_model = model.get_layer("head")
 
@@ -359,8 +360,7 @@ def evaluate_train_part(model, ds, idx):
     training accuracy below the test accuracy, which says nothing about fit.
     """
     from .inference import make_predict_fn
-    names = [l.name for l in model.layers]
-    layer = model.get_layer("match_sharpness") if "match_sharpness" in names else None
+    layer = match_sharpness_layer(model)
     sigma = float(keras.ops.convert_to_numpy(layer.sigma)) if layer is not None else 0.0
     if layer is not None:
         layer.sigma.assign(0.0)

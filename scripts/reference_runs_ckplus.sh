@@ -14,7 +14,11 @@ common="--data $CK --backbone fer_vgg --input-size 48 --runs-dir runs --batch-si
 # Transfer: every layer starts from the FER2013 run's backbone (trained at 24x24 on blurred faces; conv
 # weights do not depend on the input size), a new head, all trained together for 40 epochs. On fold 0 this
 # beat the keras-io two-phase recipe (frozen head 10 epochs, then fine-tune at 1e-3 with BatchNorm frozen):
-# 97.1% vs 89.5%; the frozen FER2013 BatchNorm statistics do not fit sharp CK+ faces.
+# 97.1% vs 89.5%; the frozen FER2013 BatchNorm statistics do not fit sharp CK+ faces. Those two one-off runs:
+#   python3 -m fer_core train --data $CK --backbone fer_vgg --batch-size 32 --precision mixed_bfloat16 \
+#     --early-stopping 0 --split subject-kfold:10:0 --input-size 48 --weights run:$SRC --schedule cosine \
+#     --freeze-base off --epochs 60                                                   # 97.1%
+#   ... the same with --epochs 10 --fine-tune-layers -1 --fine-tune-epochs 50 --fine-tune-lr 1e-3   # 89.5%
 transfer="--weights run:$SRC --freeze-base off"
 
 python3 -m fer_core kfold $common $transfer --folds 10 --name ck-transfer
