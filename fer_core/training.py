@@ -23,7 +23,7 @@ import numpy as np
 
 from . import runstore
 from .backbones import (ModelConfigError, WeightsError, build_model, freeze_base, get_backbone,
-                        resolve_input_size, unfreeze_top)
+                        resolve_input_size, shorten_batchnorm_memory, unfreeze_top)
 from .config import TrainConfig
 from .datasets import Dataset, DatasetError, check_trainable, load_dataset
 from .errors import UserError
@@ -135,11 +135,12 @@ class RunCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.time()
-        self.state.setdefault("train_started", time.time())
 
     def on_train_batch_end(self, batch, logs=None):
         if self._cancel_requested():
             self.model.stop_training = True
+        # the budget's clock starts after the first batch, which traces and compiles the graph
+        self.state.setdefault("train_started", time.time())
         budget = self.state.get("max_train_seconds") or 0
         if budget and time.time() - self.state["train_started"] >= budget:
             # mid-epoch: a big backbone's single epoch must not overrun a fair budget; Keras still
@@ -196,7 +197,7 @@ class RunCallback(keras.callbacks.Callback):
                  f"lr {lr:.2e} {seconds:.1f}s{' *best' if improved else ''} ETA {format_seconds(eta)}")
         self._write_progress(0, 0)
         budget = self.state.get("max_train_seconds") or 0
-        if budget and time.time() - self.state["train_started"] >= budget:
+        if budget and time.time() - self.state.get("train_started", time.time()) >= budget:
             self.log(f"training budget of {budget:g}s used: stopping")
             self.state["budget_spent"] = True
             self.model.stop_training = True
@@ -259,29 +260,38 @@ class CosineSchedule(keras.callbacks.Callback):
 
     With a time budget the learning rate still anneals fully, so runs cut by the clock
     (fair backbone comparisons, the CPU-trained default model) end at a low LR, not mid-descent.
+    The budget's clock is read every batch and starts after the first batch: that batch traces and
+    compiles the graph (28 s for ResNet50V2, 7 s for the small nets here), which is not training,
+    and a schedule that counted it annealed a big net to nothing after one epoch.
     """
 
     def __init__(self, base_lr: float, epochs: int, budget_seconds: float = 0.0):
         super().__init__()
         self.base_lr, self.epochs, self.budget = base_lr, max(epochs, 1), budget_seconds
         self.start = None
-        self.epoch_times = []
+        self.epoch = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
-        now = time.time()
-        if self.start is None:
-            self.start = now
-        progress = epoch / self.epochs
-        if self.budget:
-            # where we will be at the end of this epoch, by the clock
-            per_epoch = float(np.mean(self.epoch_times[-3:])) if self.epoch_times else 0.0
-            progress = max(progress, (now - self.start + per_epoch / 2) / self.budget)
+    def _set(self, progress: float) -> None:
         lr = self.base_lr * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
         self.model.optimizer.learning_rate = max(lr, self.base_lr * 1e-3)
-        self._t0 = now
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch_times.append(time.time() - self._t0)
+    def _progress(self) -> float:
+        by_epoch = self.epoch / self.epochs
+        if not self.budget or self.start is None:
+            return by_epoch
+        return max(by_epoch, (time.time() - self.start) / self.budget)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self._set(self._progress())
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.budget and self.start is not None:
+            self._set(self._progress())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.budget and self.start is None:
+            self.start = time.time()
 
 
 def class_weight_dict(labels: np.ndarray, k: int) -> dict:
@@ -568,6 +578,9 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
                 log(f"backbone weights transferred from {cfg.weights[4:]}")
         if replicas > 1:
             log(f"tf.distribute {cfg.strategy}: {replicas} replicas")
+        momentum = shorten_batchnorm_memory(model, math.ceil(len(x_tr) / (cfg.batch_size * replicas)))
+        if momentum is not None:
+            log(f"BatchNorm momentum {momentum:g}: short epochs, so its averages must follow the weights faster")
     runstore.update_run(run_dir, parameters=int(model.count_params()))
     if (run_dir / "model.keras").exists() is False:
         state["best_val_accuracy"] = max(state["best_val_accuracy"], -1.0)

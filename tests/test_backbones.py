@@ -11,7 +11,8 @@ import pytest
 
 from conftest import run_cli
 from fer_core.backbones import (BACKBONES, ModelConfigError, WeightsError, base_layers, build_features, build_model,
-                                freeze_base, get_backbone, resolve_input_size, unfreeze_top)
+                                freeze_base, get_backbone, resolve_input_size, shorten_batchnorm_memory,
+                                unfreeze_top)
 from fer_core.kerasenv import keras
 from fer_core.training import load_model_safe
 
@@ -160,3 +161,34 @@ def test_imagenet_offline_fails_fast_naming_the_file_then_works_once_placed(tmp_
     got = model.get_layer("features").get_layer("base").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(got, base.get_weights()))
     assert "caching the base's features" in (run_dir / "train.log").read_text()
+
+
+def _batchnorm_momenta(model):
+    from fer_core.backbones import _all_layers
+    return sorted({round(l.momentum, 4) for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)})
+
+
+def test_short_epochs_shorten_batchnorm_memory_and_long_ones_keep_it():
+    """A CK+ fold at batch 32 (25 steps an epoch) gets momentum 0.9; FER2013 at batch 64 (449) keeps 0.99."""
+    model, _, _ = build_model("custom_cnn", K, input_size=48, weights="none", augment=False)
+    assert shorten_batchnorm_memory(model, 449) is None and _batchnorm_momenta(model) == [0.99]
+    assert shorten_batchnorm_memory(model, 25) == 0.9 and _batchnorm_momenta(model) == [0.9]
+    mobilenet, _, _ = build_model("mobilenetv2", K, input_size=32, weights="none", augment=False)
+    assert 0.999 in _batchnorm_momenta(mobilenet)   # Keras' MobileNetV2 remembers ~1,000 steps
+    assert shorten_batchnorm_memory(mobilenet, 449) == 0.99 and _batchnorm_momenta(mobilenet) == [0.99]
+
+
+@pytest.mark.parametrize("shorten", [False, True])
+def test_shortened_momentum_is_what_fit_uses(shorten):
+    """The attribute is set after the layer is built: fit must still use it (it traces after we set it)."""
+    inp = keras.Input((4,))
+    bn = keras.layers.BatchNormalization()
+    model = keras.Model(inp, keras.layers.Dense(1)(bn(inp)))
+    if shorten:
+        assert shorten_batchnorm_memory(model, 20) == 0.9   # 1 - 4/20 = 0.8, floored at 0.9
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.full((20 * 8, 4), 100.0, dtype="float32")        # 20 steps of batch 8, every feature at 100
+    model.fit(x, np.zeros((len(x), 1)), batch_size=8, epochs=1, shuffle=False, verbose=0)
+    moving_mean = float(np.asarray(bn.moving_mean)[0])
+    expected = 100 * (1 - (0.9 if shorten else 0.99) ** 20)  # 87.8 vs 18.2
+    assert moving_mean == pytest.approx(expected, rel=0.02)

@@ -254,3 +254,31 @@ def test_a_full_disk_while_checkpointing_fails_the_run_and_keeps_the_previous_ch
     assert r.returncode == 0, r.stderr[-2000:]
     assert runstore.read_json(run_dir / "run.json")["status"] == "completed"
     assert [int(h["epoch"]) for h in _history(run_dir)] == [1, 2, 3, 4, 5]
+
+
+def test_budgeted_cosine_anneals_by_the_clock_within_an_epoch_and_skips_the_tracing_batch():
+    """A backbone comparison gives every net the same seconds; a big net may get only 2-3 epochs in them,
+    so the learning rate must follow the clock batch by batch, from after the first (tracing) batch."""
+    from fer_core.training import CosineSchedule
+
+    class SlowBatches(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.lrs = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            time.sleep(0.3 if batch == 0 else 0.02)   # the first batch's sleep stands for graph tracing
+
+        def on_train_batch_end(self, batch, logs=None):   # the rate this batch trained with
+            self.lrs.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
+    rec = SlowBatches()
+    x, y = np.zeros((40, 4), "float32"), keras.utils.to_categorical(np.arange(40) % 2, 2)
+    model.fit(x, y, batch_size=1, epochs=1, callbacks=[CosineSchedule(1e-2, 100, budget_seconds=0.6), rec],
+              verbose=0)
+    lrs = np.array(rec.lrs)
+    assert lrs[0] == pytest.approx(1e-2) and lrs[1] == pytest.approx(1e-2, rel=0.02)   # the tracing batch is free
+    assert np.all(np.diff(lrs[1:]) <= 1e-9) and lrs[20] < 0.9e-2   # annealing inside the one epoch
+    assert lrs[-1] == pytest.approx(1e-5)    # the budget (0.6 s of 0.02-s batches) is spent: floor reached
