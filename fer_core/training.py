@@ -261,7 +261,7 @@ class CosineSchedule(keras.callbacks.Callback):
     With a time budget the learning rate still anneals fully, so runs cut by the clock
     (fair backbone comparisons, the CPU-trained default model) end at a low LR, not mid-descent.
     The budget's clock is read every batch and starts after the first batch: that batch traces and
-    compiles the graph (28 s for ResNet50V2, 7 s for the small nets here), which is not training,
+    compiles the graph (a first epoch of ~33 s against 8 s later for ResNet50V2 here), which is not training,
     and a schedule that counted it annealed a big net to nothing after one epoch.
     """
 
