@@ -55,6 +55,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--match-sharpness", default=d.match_sharpness,
                    help="off | auto | SIGMA: blur faces at inference to the training faces' sharpness "
                         "(auto picks sigma on the validation part)")
+    p.add_argument("--keep", default=d.keep, choices=["best", "last"],
+                   help="model.keras = the best validation epoch, or the last one (small validation sets: "
+                        "a schedule run to its end beats picking an epoch on a few dozen faces)")
+    p.add_argument("--test-tta", default=d.test_tta, choices=["off", "flip", "crops"],
+                   help="the final val/test figures average each face with its mirror (flip) or ten crops")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--max-train-seconds", type=float, default=d.max_train_seconds,
                    help="stop training after this many seconds (same budget for every backbone)")
@@ -86,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--data", default=None)
     p.add_argument("--split", default="test", help="train | val | test | all")
-    p.add_argument("--tta", action="store_true", help="flip + crop test-time augmentation")
+    p.add_argument("--tta", nargs="?", const="crops", default="off", choices=["off", "flip", "crops"],
+                   help="test-time augmentation: flip (face + mirror) or crops (5 crops x flip; --tta alone)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--save", action="store_true", help="store the result in the run as evaluations/*.json")
 
@@ -106,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kfold", help="train all K folds of a subject-independent split and summarise")
     add_train_args(p)
     p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--members", type=int, default=1,
+                   help="models per fold (seeds seed, seed+1000, ...), scored by their mean probabilities")
+    p.add_argument("--reuse", type=_bool, default=True, metavar="on|off",
+                   help="reuse completed runs of the same config (an interrupted k-fold goes on where it stopped)")
     p.add_argument("--summary", default=None, help="where to write the summary json (default: runs dir)")
 
     p = sub.add_parser("export", help="export a run's model for fast inference")
@@ -188,7 +198,7 @@ def cmd_evaluate(a) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{result['run']} on {result['data']} [{result['split']}], {result['num_samples']} images"
-          f"{' (TTA)' if a.tta else ''}")
+          f"{'' if a.tta == 'off' else f' (TTA: {a.tta})'}")
     print(f"accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}  loss {result['loss']:.4f}  "
           f"{result['ms_per_image']:.3f} ms/image")
     for c, m in result["per_class"].items():
@@ -249,8 +259,8 @@ def cmd_results(a) -> int:
 
 def cmd_kfold(a) -> int:
     from .kfold import run_kfold
-    summary = run_kfold(config_from_args(a), a.folds, a.summary)
-    print(f"{summary['folds']} folds: test accuracy mean {summary['mean_accuracy']:.4f} "
+    summary = run_kfold(config_from_args(a), a.folds, a.summary, members=a.members, reuse=a.reuse)
+    print(f"{summary['folds']} folds{f' x {a.members} members' if a.members > 1 else ''}: test accuracy mean {summary['mean_accuracy']:.4f} "
           f"± {summary['std_accuracy']:.4f}, macro F1 {summary['mean_macro_f1']:.4f}")
     print(summary["summary_path"])
     return 0

@@ -39,7 +39,8 @@ class TrainConfig:
     max_samples: int = 0              # 0 = all; otherwise a stratified subset of the training part
     eval_samples: int = -1            # cap on val and test: -1 = max_samples // 4 (quick trials), 0 = all
     strategy: str = "none"            # none | mirrored | multiworker
-    seed: int = DEFAULT_SEED
+    seed: int = DEFAULT_SEED          # weights, augmentation, shuffling; also the split unless split_seed is set
+    split_seed: int = -1              # -1 = seed; k-fold ensemble members share a split but not their seed
     name: str = ""
     runs_dir: str = DEFAULT_RUNS_DIR
     image_size: int = 48              # every dataset is read as grayscale image_size x image_size
@@ -47,6 +48,8 @@ class TrainConfig:
     precision: str = "float32"        # float32 | mixed_bfloat16 (~2.7x faster on CPUs with AMX/AVX512-BF16)
     max_train_seconds: float = 0.0    # wall-clock training budget (0 = none): fair backbone comparisons
     match_sharpness: str = "off"      # off | auto | SIGMA: blur faces at inference to the training faces' sharpness
+    keep: str = "best"                # best | last: which epoch's weights become model.keras (see training.py)
+    test_tta: str = "off"             # off | flip | crops: test-time augmentation in the final val/test evaluation
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -9,11 +9,11 @@ import numpy as np
 
 from . import runstore
 from .datasets import DatasetError, load_dataset
-from .evaluation import evaluate_arrays, match_labels
+from .evaluation import evaluate_arrays, match_labels, tta_mode
 from .splits import make_split
 
 
-def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: bool = False, save: bool = False) -> dict:
+def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: bool | str = "off", save: bool = False) -> dict:
     from .inference import EmotionRecognizer
     run_dir = Path(run_dir)
     info = runstore.read_json(run_dir / "run.json", None)
@@ -34,10 +34,11 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
             idx = np.array(sj.get("indices", {}).get(split, []), dtype=np.int64)
         else:
             spec = "official" if ds.splits is not None else (info.get("split", {}) or {}).get("spec", "auto")
+            seed = cfg.get("split_seed", -1) if cfg.get("split_seed", -1) >= 0 else cfg.get("seed", 1337)
             try:
-                s = make_split(ds, spec, cfg.get("seed", 1337))
+                s = make_split(ds, spec, seed)
             except DatasetError:
-                s = make_split(ds, "auto", cfg.get("seed", 1337))
+                s = make_split(ds, "auto", seed)
             idx = getattr(s, split)
     mapping, missing = match_labels(rec.class_names, ds.class_names)
     keep = np.array([i for i in idx if int(ds.labels[i]) in mapping], dtype=np.int64)
@@ -50,6 +51,11 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
     if save:
         out = run_dir / "evaluations"
         out.mkdir(exist_ok=True)
-        name = f"{Path(str(data_path)).name}-{split}{'-tta' if tta else ''}.json"
+        name = f"{Path(str(data_path)).name}-{split}{_tta_suffix(tta)}.json"
         runstore.write_json_atomic(out / runstore.safe_slug(name), result)
     return result
+
+
+def _tta_suffix(tta) -> str:
+    """'' without TTA, '-tta' for crops (the name older saved evaluations have), '-tta-flip' for flip."""
+    return {"off": "", "crops": "-tta", "flip": "-tta-flip"}[tta_mode(tta)]

@@ -29,14 +29,24 @@ def tta_views(x: np.ndarray) -> list[np.ndarray]:
     return views
 
 
-def predict_probs(predict_fn, x: np.ndarray, batch_size: int = 256, tta: bool = False) -> np.ndarray:
-    """Probabilities for (N, S, S, 1) inputs; with tta, the mean over the views and the plain image."""
+def tta_mode(tta: bool | str) -> str:
+    """off | flip | crops; True (the old flag) means crops."""
+    mode = {True: "crops", False: "off", None: "off"}.get(tta, tta) if not isinstance(tta, str) else tta
+    if mode not in ("off", "flip", "crops"):
+        raise ValueError(f"unknown test-time augmentation '{tta}'; use off, flip or crops.")
+    return mode
+
+
+def predict_probs(predict_fn, x: np.ndarray, batch_size: int = 256, tta: bool | str = "off") -> np.ndarray:
+    """Probabilities for (N, S, S, 1) inputs; with tta, the mean over the plain image and its views:
+    flip = its mirror image, crops = its mirror and ten crops (5 positions x flip)."""
     def run(arr):
         out = [np.asarray(predict_fn(arr[i:i + batch_size])) for i in range(0, len(arr), batch_size)]
         return np.concatenate(out) if out else np.zeros((0,))
+    mode = tta_mode(tta)
     probs = run(x)
-    if tta:
-        views = [x[:, :, ::-1]] + tta_views(x)
+    if mode != "off":
+        views = [x[:, :, ::-1]] + (tta_views(x) if mode == "crops" else [])
         probs = (probs + sum(run(v) for v in views)) / (1 + len(views))
     return probs
 
@@ -73,7 +83,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
 
 
 def evaluate_arrays(predict_fn, images: np.ndarray, labels: np.ndarray, class_names: list[str],
-                    tta: bool = False, batch_size: int = 256) -> tuple[dict, np.ndarray]:
+                    tta: bool | str = "off", batch_size: int = 256) -> tuple[dict, np.ndarray]:
     x = to_model_input(images)
     t0 = time.perf_counter()
     probs = predict_probs(predict_fn, x, batch_size, tta)
@@ -81,7 +91,7 @@ def evaluate_arrays(predict_fn, images: np.ndarray, labels: np.ndarray, class_na
     m = classification_metrics(labels, probs, class_names)
     m["eval_seconds"] = round(seconds, 3)
     m["ms_per_image"] = round(1000 * seconds / max(len(x), 1), 4)
-    m["tta"] = bool(tta)
+    m["tta"] = tta_mode(tta)
     return m, probs
 
 

@@ -83,6 +83,10 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ModelConfigError(f"unknown precision '{cfg.precision}'; use float32 or mixed_bfloat16.")
     if not (0 <= cfg.dropout < 1):
         raise ModelConfigError("dropout must be in [0, 1).")
+    if cfg.keep not in ("best", "last"):
+        raise ModelConfigError(f"unknown --keep '{cfg.keep}'; use best (best validation epoch) or last.")
+    if cfg.test_tta not in ("off", "flip", "crops"):
+        raise ModelConfigError(f"unknown --test-tta '{cfg.test_tta}'; use off, flip or crops.")
     match_sigma_from_config(cfg)
 
 
@@ -502,16 +506,17 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
     for p in ds.problems:
         log(f"dataset note: {p}")
     check_trainable(ds)
-    split = make_split(ds, cfg.split, cfg.seed)
-    train_idx = subsample(ds.labels, split.train, cfg.max_samples, cfg.seed)
+    split_seed = cfg.seed if cfg.split_seed < 0 else cfg.split_seed
+    split = make_split(ds, cfg.split, split_seed)
+    train_idx = subsample(ds.labels, split.train, cfg.max_samples, split_seed)
     eval_cap = cfg.max_samples // 4 if cfg.eval_samples < 0 else cfg.eval_samples
-    val_idx = subsample(ds.labels, split.val, eval_cap, cfg.seed)
-    test_idx = subsample(ds.labels, split.test, eval_cap, cfg.seed)
+    val_idx = subsample(ds.labels, split.val, eval_cap, split_seed)
+    test_idx = subsample(ds.labels, split.test, eval_cap, split_seed)
     if len(val_idx) == 0 or len(test_idx) == 0 or len(train_idx) == 0:
         raise DatasetError(f"the split {split.spec} left an empty part (train {len(train_idx)}, "
                            f"val {len(val_idx)}, test {len(test_idx)}); the dataset is too small for it.")
     k = len(ds.class_names)
-    split_json = split.to_json(cfg.seed, ds.fingerprint())
+    split_json = split.to_json(split_seed, ds.fingerprint())
     split_json["indices"] = {"train": train_idx.tolist(), "val": val_idx.tolist(), "test": test_idx.tolist()}
     split_json["counts"] = {"train": len(train_idx), "val": len(val_idx), "test": len(test_idx)}
     runstore.write_text_atomic(run_dir / "split.json", __import__("json").dumps(split_json))
@@ -633,8 +638,14 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
 
     if cancel_flag.is_set():
         return
-    # ---- evaluate the best checkpoint on train / val / test
-    log("evaluating the best checkpoint")
+    if cfg.keep == "last":
+        # A validation part of a few dozen faces (a CK+ fold holds ~30 sequences) ranks epochs by noise;
+        # a schedule annealed to its end is the better pick, and the test part is never looked at for it.
+        save_model_atomic(model, run_dir / "model.keras", include_optimizer=False)
+        state["kept_epoch"] = state["epochs_done"]
+        log(f"keeping the last epoch's weights (epoch {state['epochs_done']}, --keep last)")
+    # ---- evaluate the kept checkpoint on train / val / test
+    log("evaluating the best checkpoint" if cfg.keep == "best" else "evaluating the last checkpoint")
     best = load_model_safe(run_dir / "model.keras")
     if tune_on_val:   # model selection on the validation part only
         sigma = tune_sigma(best, x_va, ds.labels[val_idx][:len(x_va)], log)
@@ -644,10 +655,11 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
         runstore.update_run(run_dir, match_sharpness_sigma=match)
     from .inference import make_predict_fn
     predict = make_predict_fn(best)
-    metrics = {"class_names": ds.class_names, "split": split.spec, "best_epoch": state["best_epoch"]}
+    metrics = {"class_names": ds.class_names, "split": split.spec, "best_epoch": state["best_epoch"],
+               "kept": cfg.keep, "kept_epoch": state.get("kept_epoch", state["best_epoch"])}
     for part, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
         m, probs = evaluate_train_part(best, ds, idx) if part == "train" else \
-            evaluate_arrays(predict, ds.images[idx], ds.labels[idx], ds.class_names)
+            evaluate_arrays(predict, ds.images[idx], ds.labels[idx], ds.class_names, tta=cfg.test_tta)
         metrics[part] = m
         if part == "test":
             rows = [[ds.sources[i], ds.class_names[ds.labels[i]], ds.class_names[int(p.argmax())],
@@ -657,5 +669,6 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
     metrics["parameters"] = int(best.count_params())
     metrics["model_bytes"] = (run_dir / "model.keras").stat().st_size
     runstore.write_json_atomic(run_dir / "metrics.json", metrics)
+    tta = "" if cfg.test_tta == "off" else f", {cfg.test_tta} TTA"
     log(f"test accuracy {metrics['test']['accuracy']:.4f}, macro F1 {metrics['test']['macro_f1']:.4f} "
-        f"({len(test_idx)} images); val accuracy {metrics['val']['accuracy']:.4f}")
+        f"({len(test_idx)} images{tta}); val accuracy {metrics['val']['accuracy']:.4f}")

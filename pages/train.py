@@ -133,6 +133,12 @@ def config_form() -> TrainConfig | None:
         head_units = a1.number_input("Head units", 8, 4096, D.head_units)
         budget = a2.number_input("Time budget in seconds (0 = none)", 0, 10_000_000, 0)
         seed = a3.number_input("Seed", 0, 2 ** 31 - 1, D.seed)
+        keep = a1.selectbox("Keep", ["best", "last"], key="keep",
+                            format_func={"best": "best validation epoch", "last": "last epoch"}.get,
+                            help="last suits small validation sets (a CK+ fold), where the best epoch is noise.")
+        test_tta = a2.selectbox("Test-time augmentation", ["off", "flip", "crops"], key="test_tta",
+                                help="Final val/test figures average each face with its mirror (flip) "
+                                     "or with ten crops.")
     name = st.text_input("Run name (optional)", placeholder=f"{backbone}-{Path(data).name}")
     if not data_ok or weights is None:
         return None
@@ -142,7 +148,8 @@ def config_form() -> TrainConfig | None:
                        head_units=int(head_units), augment=augment, class_weights=class_weights,
                        early_stopping=int(early), fine_tune_layers=int(ft_layers), fine_tune_epochs=int(ft_epochs),
                        fine_tune_lr=float(ft_lr), freeze_base=freeze, max_samples=int(max_samples), seed=int(seed),
-                       name=name.strip(), label_smoothing=float(smoothing), max_train_seconds=float(budget))
+                       name=name.strip(), label_smoothing=float(smoothing), max_train_seconds=float(budget),
+                       keep=keep, test_tta=test_tta)
 
 
 def launch(cfg: TrainConfig) -> None:

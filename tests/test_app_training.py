@@ -64,6 +64,8 @@ def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, c
 
     number_input(at, "Epochs").set_value(1)
     at.number_input(key="max_samples").set_value(200)
+    at.selectbox(key="keep").set_value("last")
+    at.selectbox(key="test_tta").set_value("flip")
     at.text_input(key="data").run()
     name_box = next(t for t in at.text_input if t.label.startswith("Run name"))
     name_box.set_value("from-the-page").run()
@@ -73,6 +75,7 @@ def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, c
     [run] = runstore.list_runs(store)
     run_dir = Path(run["path"])
     assert run["name"] == "from-the-page" and run["info"]["config"]["max_samples"] == 200
+    assert run["info"]["config"]["keep"] == "last" and run["info"]["config"]["test_tta"] == "flip"
     assert run["status"] == "running"                                 # launched by the page, cap 1
 
     seen_running = False
@@ -87,6 +90,8 @@ def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, c
     at.run()
     assert "**from-the-page** completed, test accuracy" in texts(at)
     assert (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
+    metrics = runstore.read_json(run_dir / "metrics.json")
+    assert metrics["kept"] == "last" and metrics["test"]["tta"] == "flip"
 
 
 def test_train_page_cancels_a_queued_run(store, ckplus):

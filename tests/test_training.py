@@ -282,3 +282,43 @@ def test_budgeted_cosine_anneals_by_the_clock_within_an_epoch_and_skips_the_trac
     assert lrs[0] == pytest.approx(1e-2) and lrs[1] == pytest.approx(1e-2, rel=0.02)   # the tracing batch is free
     assert np.all(np.diff(lrs[1:]) <= 1e-9) and lrs[20] < 0.9e-2   # annealing inside the one epoch
     assert lrs[-1] == pytest.approx(1e-5)    # the budget (0.6 s of 0.02-s batches) is spent: floor reached
+
+
+# ---------------------------------------------------------------- which weights are kept, and how they are tested
+@pytest.mark.timeout(600)
+def test_keep_last_stores_the_final_weights_and_flip_tta_averages_the_mirror(ckplus, tmp_path):
+    """--keep last: model.keras holds the last epoch's weights, not the best-validating epoch's;
+    --test-tta flip: the stored test probabilities are the mean over each face and its mirror image."""
+    from fer_core.datasets import load_dataset
+    from fer_core.evaluation import to_model_input
+    from fer_core.inference import make_predict_fn
+    r = run_cli("train", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--epochs", "3", "--keep", "last",
+                "--test-tta", "flip", "--name", "keep-last")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run_dir = Path(r.stdout.strip().splitlines()[-1])
+    metrics = runstore.read_json(run_dir / "metrics.json")
+    assert metrics["kept"] == "last" and metrics["kept_epoch"] == 3
+    assert metrics["test"]["tta"] == "flip"
+    kept, last = load_model_safe(run_dir / "model.keras"), load_model_safe(run_dir / "last.keras")
+    for a, b in zip(kept.get_weights(), last.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    ds = load_dataset(ckplus, 48)
+    test_idx = runstore.read_json(run_dir / "split.json")["indices"]["test"]
+    x = to_model_input(ds.images[test_idx])
+    predict = make_predict_fn(kept)
+    expected = (np.asarray(predict(x)) + np.asarray(predict(x[:, :, ::-1]))) / 2
+    with open(run_dir / "predictions.csv") as f:
+        stored = np.array([[float(v) for v in row[3:]] for row in list(csv.reader(f))[1:]])
+    np.testing.assert_allclose(stored, expected, atol=2e-5)
+    plain = np.asarray(predict(x))
+    assert np.abs(stored - plain).max() > 1e-3        # the mirror really changed something
+
+
+def test_unknown_keep_or_tta_is_refused_with_the_choices():
+    from fer_core.training import validate_config
+    from fer_core.errors import UserError
+    with pytest.raises(UserError, match="best .* or last"):
+        validate_config(TrainConfig(data="x", keep="final"))
+    with pytest.raises(UserError, match="off, flip or crops"):
+        validate_config(TrainConfig(data="x", test_tta="mirror"))
