@@ -1,7 +1,13 @@
-"""K-fold cross-validation: train every fold of a subject-kfold (or random) split, then summarise."""
+"""K-fold cross-validation: train every fold of a subject-kfold (or random) split, then summarise.
+
+With members > 1 each fold trains that many models on the same split from different seeds and scores the
+mean of their test probabilities (an ensemble). A fold whose run already completed with the same config is
+reused, so an interrupted k-fold picks up where it stopped, and an ensemble reuses the single-model runs.
+"""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import time
 from pathlib import Path
@@ -11,6 +17,9 @@ import numpy as np
 from . import runstore
 from .config import TrainConfig
 from .datasets import load_dataset
+from .evaluation import classification_metrics
+
+MEMBER_SEED_STEP = 1000   # member j of a fold trains with seed + j * 1000; member 0 is the plain run
 
 
 def fold_spec(base: str, k: int, fold: int) -> str:
@@ -20,9 +29,60 @@ def fold_spec(base: str, k: int, fold: int) -> str:
     return f"subject-kfold:{k}:{fold}"
 
 
-def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None) -> dict:
-    """Train `folds` runs (one per fold) and write a summary json with mean, std and per-fold figures."""
-    from .training import train
+def member_config(cfg: TrainConfig, group: str, spec: str, fold: int, member: int) -> TrainConfig:
+    """The config of one model of one fold: member 0 is exactly the single-model k-fold run."""
+    split_seed = cfg.seed + fold if spec.startswith("random") else cfg.seed
+    name = f"{group}-fold{fold}" + (f"-m{member}" if member else "")
+    if member == 0:
+        return dataclasses.replace(cfg, split=spec, seed=split_seed, name=name)
+    return dataclasses.replace(cfg, split=spec, seed=split_seed + member * MEMBER_SEED_STEP, split_seed=split_seed,
+                               name=name)
+
+
+def _same_training(a: dict, b: dict) -> bool:
+    """Configs that train the same model: everything but the run's name and where the store is."""
+    skip = {"name", "runs_dir"}
+    defaults = TrainConfig().to_dict()
+    return all(a.get(k, defaults[k]) == b.get(k, defaults[k]) for k in defaults if k not in skip)
+
+
+def find_completed(runs_dir, cfg: TrainConfig) -> Path | None:
+    """A completed run in the store trained with this config (same data, split, seeds, options), if any."""
+    want = cfg.to_dict()
+    for r in runstore.list_runs(runs_dir):
+        info = r.get("info") or {}
+        if (r.get("status") == "completed" and (Path(r["path"]) / "metrics.json").is_file()
+                and (Path(r["path"]) / "predictions.csv").is_file() and _same_training(info.get("config", {}), want)):
+            return Path(r["path"])
+    return None
+
+
+def read_test_probs(run_dir: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """(sources, true labels, probabilities) from a run's predictions.csv, in its test order."""
+    with open(Path(run_dir) / "predictions.csv", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    return [r[0] for r in rows], [r[1] for r in rows], np.array([[float(v) for v in r[3:]] for r in rows])
+
+
+def ensemble_metrics(run_dirs: list[Path], class_names: list[str]) -> dict:
+    """Test metrics of the mean of the members' test probabilities (members must share the test faces)."""
+    parts = [read_test_probs(d) for d in run_dirs]
+    sources, truth, _ = parts[0]
+    for other, _, _ in parts[1:]:
+        if other != sources:
+            raise ValueError("ensemble members were tested on different faces; they must share the split.")
+    probs = np.mean([p for _, _, p in parts], axis=0)
+    y = np.array([class_names.index(t) for t in truth])
+    return classification_metrics(y, probs, class_names)
+
+
+def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None, members: int = 1,
+              reuse: bool = True, log=print) -> dict:
+    """Train `folds` x `members` runs and write a summary json with mean, std and per-fold figures."""
+    from .training import train, validate_config
+    if members < 1 or folds < 1:
+        raise ValueError("folds and members must be at least 1.")
+    validate_config(cfg)
     ds = load_dataset(cfg.data, cfg.image_size)          # loaded once, shared by every fold
     base_split = cfg.split if cfg.split not in ("auto", "official") else "subject-kfold"
     group = runstore.safe_slug(cfg.name or f"{cfg.backbone}-{Path(cfg.data).name}-kfold")
@@ -30,25 +90,38 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
     t0 = time.time()
     for fold in range(folds):
         spec = fold_spec(base_split, folds, fold)
-        seed = cfg.seed + fold if spec.startswith("random") else cfg.seed
-        fcfg = dataclasses.replace(cfg, split=spec, seed=seed, name=f"{group}-fold{fold}")
-        run_dir = train(fcfg, dataset=ds)
-        m = runstore.read_json(Path(run_dir) / "metrics.json", {}) or {}
-        runstore.update_run(run_dir, kfold={"group": group, "fold": fold, "folds": folds})
-        per_fold.append({"fold": fold, "run": str(run_dir), "split": spec,
-                         "test_accuracy": m.get("test", {}).get("accuracy"),
-                         "macro_f1": m.get("test", {}).get("macro_f1"),
-                         "train_accuracy": m.get("train", {}).get("accuracy"),
-                         "test_samples": m.get("test", {}).get("num_samples")})
+        run_dirs = []
+        for member in range(members):
+            mcfg = member_config(cfg, group, spec, fold, member)
+            run_dir = find_completed(cfg.runs_dir, mcfg) if reuse else None
+            if run_dir is not None:   # its kfold tag stays that of the group that trained it
+                log(f"fold {fold}{f' member {member}' if members > 1 else ''}: reusing the completed run {run_dir}")
+            else:
+                run_dir = train(mcfg, dataset=ds)
+                runstore.update_run(run_dir, kfold={"group": group, "fold": fold, "folds": folds, "member": member})
+            run_dirs.append(Path(run_dir))
+        runs = [runstore.read_json(d / "metrics.json", {}) or {} for d in run_dirs]
+        test = ensemble_metrics(run_dirs, ds.class_names) if members > 1 else runs[0].get("test", {})
+        entry = {"fold": fold, "run": str(run_dirs[0]), "split": spec,
+                 "test_accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
+                 "train_accuracy": float(np.mean([m.get("train", {}).get("accuracy") or 0 for m in runs])),
+                 "test_samples": test.get("num_samples")}
+        if members > 1:
+            entry["members"] = [str(d) for d in run_dirs]
+            entry["member_accuracies"] = [m.get("test", {}).get("accuracy") for m in runs]
+        per_fold.append(entry)
     accs = np.array([f["test_accuracy"] for f in per_fold], dtype=float)
     f1s = np.array([f["macro_f1"] for f in per_fold], dtype=float)
     summary = {
         "group": group, "data": cfg.data, "backbone": cfg.backbone, "weights": cfg.weights,
-        "split": base_split, "folds": folds, "config": cfg.to_dict(),
+        "split": base_split, "folds": folds, "members": members, "config": cfg.to_dict(),
         "mean_accuracy": float(accs.mean()), "std_accuracy": float(accs.std(ddof=1)) if folds > 1 else 0.0,
         "min_accuracy": float(accs.min()), "max_accuracy": float(accs.max()),
         "mean_macro_f1": float(f1s.mean()), "std_macro_f1": float(f1s.std(ddof=1)) if folds > 1 else 0.0,
-        "seconds": round(time.time() - t0, 1), "per_fold": per_fold, "created": runstore.now_iso(),
+        "seconds": round(time.time() - t0, 1),
+        "train_seconds_all_runs": round(sum((runstore.read_json(Path(r) / "run.json", {}) or {}).get("train_seconds")
+                                            or 0 for f in per_fold for r in f.get("members", [f["run"]])), 1),
+        "per_fold": per_fold, "created": runstore.now_iso(),
     }
     out = Path(summary_path) if summary_path else Path(cfg.runs_dir) / f"kfold-{group}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,59 @@
+"""`python -m fer_core kfold`: every fold trained and summarised, ensembles of seeds, reuse of completed folds."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from conftest import run_cli
+from fer_core import runstore
+from fer_core.training import load_model_safe
+
+QUICK = ["--backbone", "custom_cnn", "--input-size", "32", "--batch-size", "32", "--max-samples", "160",
+         "--epochs", "1", "--folds", "2"]
+
+
+def _probs(run_dir: Path) -> tuple[list[str], np.ndarray]:
+    with open(run_dir / "predictions.csv") as f:
+        rows = list(csv.reader(f))[1:]
+    return [r[1] for r in rows], np.array([[float(v) for v in r[3:]] for r in rows])
+
+
+def test_an_ensemble_kfold_scores_the_mean_of_its_members_then_a_rerun_reuses_them(ckplus, tmp_path):
+    r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--members", "2", "--name", "ens")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = runstore.read_json(tmp_path / "kfold-ens.json")
+    assert summary["folds"] == 2 and summary["members"] == 2 and len(summary["per_fold"]) == 2
+    assert len(runstore.list_runs(tmp_path)) == 4
+    for entry in summary["per_fold"]:
+        a, b = (Path(m) for m in entry["members"])
+        split_a, split_b = (runstore.read_json(d / "split.json") for d in (a, b))
+        assert split_a["indices"]["test"] == split_b["indices"]["test"]         # one split per fold ...
+        seeds = [runstore.read_json(d / "run.json")["config"]["seed"] for d in (a, b)]
+        assert seeds[0] != seeds[1]                                              # ... two seeds
+        wa, wb = (load_model_safe(d / "model.keras").get_weights() for d in (a, b))
+        assert any(not np.array_equal(x, y) for x, y in zip(wa, wb))
+        (truth, pa), (_, pb) = _probs(a), _probs(b)
+        classes = runstore.read_json(a / "metrics.json")["class_names"]
+        mean = (pa + pb) / 2
+        expected = float(np.mean([classes[i] == t for i, t in zip(mean.argmax(1), truth)]))
+        assert entry["test_accuracy"] == expected
+        assert entry["member_accuracies"] == [runstore.read_json(d / "metrics.json")["test"]["accuracy"]
+                                              for d in (a, b)]
+    assert summary["mean_accuracy"] == np.mean([f["test_accuracy"] for f in summary["per_fold"]])
+
+    # the single-model k-fold of the same config is member 0 of each fold: nothing is trained again
+    r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--name", "single")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(runstore.list_runs(tmp_path)) == 4
+    assert r.stdout.count("reusing the completed run") == 2
+    single = runstore.read_json(tmp_path / "kfold-single.json")
+    assert [f["run"] for f in single["per_fold"]] == [f["members"][0] for f in summary["per_fold"]]
+    assert [f["test_accuracy"] for f in single["per_fold"]] == [f["member_accuracies"][0] for f in summary["per_fold"]]
+
+    # --reuse off trains afresh
+    r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--reuse", "off", "--name", "fresh")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "reusing" not in r.stdout and len(runstore.list_runs(tmp_path)) == 6
