@@ -10,7 +10,9 @@
 set -eu
 CK=${1:-../shared/data/ckplus/CK+48}
 SRC=${2:-runs/default-fer_vgg-fer2013}
-common="--data $CK --backbone fer_vgg --input-size 48 --runs-dir runs --batch-size 32 --precision mixed_bfloat16 --early-stopping 0 --schedule cosine --epochs 40"
+common="--data $CK --backbone fer_vgg --input-size 48 --runs-dir runs --batch-size 32 --precision mixed_bfloat16 --early-stopping 0 --schedule cosine --epochs 40 --keep last --test-tta flip"
+# --keep last: a fold's validation part is ~9 subjects (~30 sequences, 3 frames each), too few to pick an epoch
+# by; the cosine schedule's last epoch is kept instead. --test-tta flip: each test face and its mirror, averaged.
 # Transfer: every layer starts from the FER2013 run's backbone (trained at 24x24 on blurred faces; conv
 # weights do not depend on the input size), a new head, all trained together for 40 epochs. On fold 0 this
 # beat the keras-io two-phase recipe (frozen head 10 epochs, then fine-tune at 1e-3 with BatchNorm frozen):
