@@ -143,8 +143,9 @@ class RunCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self._cancel_requested():
             self.model.stop_training = True
-        # the budget's clock starts after the first batch, which traces and compiles the graph
-        self.state.setdefault("train_started", time.time())
+        # the budget's clock starts after the first batch, which traces and compiles the graph; a resumed
+        # run's clock starts at the seconds its earlier epochs took, so the time it lay stopped is not counted
+        self.state.setdefault("train_started", time.time() - self.state.get("seconds_before", 0.0))
         budget = self.state.get("max_train_seconds") or 0
         if budget and time.time() - self.state["train_started"] >= budget:
             # mid-epoch: a big backbone's single epoch must not overrun a fair budget; Keras still
@@ -207,6 +208,11 @@ class RunCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def seconds_spent(state: dict, phase: str | None = None) -> float:
+    """Seconds the recorded epochs took (of one phase, or all): a resumed run's training time so far."""
+    return float(sum(float(row[7]) for row in state.get("history", []) if phase is None or row[1] == phase))
+
+
 HISTORY_HEADER = ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
 
 
@@ -247,13 +253,14 @@ def make_optimizer(name: str, lr: float):
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-def schedule_callbacks(cfg: TrainConfig, lr: float, epochs: int, offset: int) -> list:
+def schedule_callbacks(cfg: TrainConfig, lr: float, epochs: int, seconds_before: float = 0.0) -> list:
+    """seconds_before: training seconds this phase already had before a resume (for the budgeted cosine)."""
     cbs = []
     if cfg.schedule == "plateau":
         cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3,
                                                      min_lr=lr / 100, verbose=0))
     elif cfg.schedule == "cosine":
-        cbs.append(CosineSchedule(lr, epochs, cfg.max_train_seconds))
+        cbs.append(CosineSchedule(lr, epochs, cfg.max_train_seconds, seconds_before))
     if cfg.early_stopping:
         cbs.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.early_stopping))
     return cbs
@@ -269,9 +276,10 @@ class CosineSchedule(keras.callbacks.Callback):
     and a schedule that counted it annealed a big net to nothing after one epoch.
     """
 
-    def __init__(self, base_lr: float, epochs: int, budget_seconds: float = 0.0):
+    def __init__(self, base_lr: float, epochs: int, budget_seconds: float = 0.0, seconds_before: float = 0.0):
         super().__init__()
         self.base_lr, self.epochs, self.budget = base_lr, max(epochs, 1), budget_seconds
+        self.seconds_before = seconds_before   # a resumed run's earlier training time
         self.start = None
         self.epoch = 0
 
@@ -295,7 +303,7 @@ class CosineSchedule(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.budget and self.start is None:
-            self.start = time.time()
+            self.start = time.time() - self.seconds_before
 
 
 def class_weight_dict(labels: np.ndarray, k: int) -> dict:
@@ -557,6 +565,9 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
     state = state or {"epochs_done": 0, "phase": None, "phase_epoch": 0, "best_val_accuracy": -1.0,
                       "best_epoch": 0, "epoch_seconds": []}
     state["history"] = history[:state["epochs_done"]]
+    if resume:   # the budget counts training time, not the hours a stopped run waited to be resumed
+        state.pop("train_started", None)
+        state["seconds_before"] = seconds_spent(state)
     state["max_train_seconds"] = cfg.max_train_seconds
 
     pretrained = _is_pretrained(cfg)
@@ -607,7 +618,8 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
                          and match is None)   # cached features would skip the inference blur on val
             cb = RunCallback(run_dir, model, first_phase, state["epochs_done"] - start_epoch, total_epochs,
                              state, log, cancel_flag)
-            cbs = [cb] + schedule_callbacks(cfg, cfg.learning_rate, cfg.epochs, 0) + tb
+            cbs = [cb] + schedule_callbacks(cfg, cfg.learning_rate, cfg.epochs,
+                                            seconds_spent(state, first_phase) if start_epoch else 0.0) + tb
             if use_cache:
                 log("base frozen and augmentation off: caching the base's features once")
                 f_tr = compute_features(features, x_tr, log, "train")
@@ -631,7 +643,8 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
             _compile(model, cfg, cfg.fine_tune_lr)
             cb = RunCallback(run_dir, model, "finetune", state["epochs_done"] - start_epoch, total_epochs,
                              state, log, cancel_flag)
-            cbs = [cb] + schedule_callbacks(cfg, cfg.fine_tune_lr, cfg.fine_tune_epochs, 0) + tb
+            cbs = [cb] + schedule_callbacks(cfg, cfg.fine_tune_lr, cfg.fine_tune_epochs,
+                                            seconds_spent(state, "finetune") if start_epoch else 0.0) + tb
             model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=cfg.fine_tune_epochs,
                       batch_size=cfg.batch_size * replicas, callbacks=cbs, class_weight=cw,
                       initial_epoch=start_epoch, verbose=0)

@@ -322,3 +322,24 @@ def test_unknown_keep_or_tta_is_refused_with_the_choices():
         validate_config(TrainConfig(data="x", keep="final"))
     with pytest.raises(UserError, match="off, flip or crops"):
         validate_config(TrainConfig(data="x", test_tta="mirror"))
+
+
+def test_a_resumed_run_counts_training_time_not_the_time_it_lay_stopped(tmp_path):
+    """A run with a time budget, stopped after its first epoch and resumed much later, trains its remaining
+    epochs: the budget's clock restarts at the seconds the first epoch took, not at the original start."""
+    data = _tiny_folder(tmp_path / "data")
+    cfg = TrainConfig(data=str(data), backbone="custom_cnn", input_size=32, epochs=1, batch_size=16,
+                      schedule="cosine", max_train_seconds=600, runs_dir=str(tmp_path / "runs"), name="budget")
+    run_dir = train(cfg)
+    state = runstore.read_json(run_dir / "state.json")
+    first_epoch = state["epoch_seconds"][0]
+    state["train_started"] -= 3600             # an hour stopped, as a persisted clock would count it
+    runstore.write_json_atomic(run_dir / "state.json", state)
+    runstore.update_run(run_dir, config={**cfg.to_dict(), "epochs": 3})   # more epochs left to do
+    train(TrainConfig(**{**cfg.to_dict(), "epochs": 3}), run_dir=run_dir, resume=True)
+    assert [int(r["epoch"]) for r in _history(run_dir)] == [1, 2, 3]
+    log = (run_dir / "train.log").read_text()
+    assert "training budget" not in log.split("resuming after epoch 1")[1]
+    resumed = runstore.read_json(run_dir / "state.json")
+    assert resumed["seconds_before"] == pytest.approx(first_epoch, abs=0.01)
+    assert time.time() - resumed["train_started"] < 600
