@@ -78,18 +78,20 @@ def results_markdown(runs_dir, default_run: str = "default-fer_vgg-fer2013") -> 
              "train time", "model size", "inference blur sigma"]))
 
     summaries = {s.get("group"): s for s in kfold_summaries(runs_dir)}
-    proto = [g for g in ("ck-transfer", "ck-scratch", "ck-transfer-random") if g in summaries]
+    proto = [g for g in ("ck-transfer", "ck-transfer-x3", "ck-scratch", "ck-transfer-random") if g in summaries]
     if proto:
         rows = []
         for g in proto:
             s = summaries[g]
             rows.append([g, s.get("weights", "").replace(str(runs_dir.resolve()) + "/", "runs/"), s.get("split"),
-                         s.get("folds"), f"{_fmt(s['mean_accuracy'], True)} ± {_fmt(s['std_accuracy'], True)}",
+                         s.get("folds"), s.get("members", 1),
+                         f"{_fmt(s['mean_accuracy'], True)} ± {_fmt(s['std_accuracy'], True)}",
                          f"{_fmt(s['min_accuracy'], True)}–{_fmt(s['max_accuracy'], True)}",
-                         _fmt(s.get("mean_macro_f1"), True), _fmt(s.get("seconds"), digits=0)])
+                         _fmt(s.get("mean_macro_f1"), True),
+                         _fmt(s.get("train_seconds_all_runs") or s.get("seconds"), digits=0)])
         parts.append("### CK+48: transfer from FER2013 vs from scratch\n\n" + markdown(
-            rows, ["group", "weights", "split", "folds", "test accuracy (mean ± std)", "min–max", "macro F1",
-                   "seconds (all folds)"]))
+            rows, ["group", "weights", "split", "folds", "models per fold", "test accuracy (mean ± std)", "min–max",
+                   "macro F1", "training seconds (all runs)"]))
 
     ck = sorted((kfold_backbone_row(s, runs_dir) for g, s in summaries.items() if g and g.startswith("ck-bb-")),
                 key=lambda r: _order(r["backbone"]))

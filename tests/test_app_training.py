@@ -223,7 +223,7 @@ def test_compare_page_compares_two_runs_and_a_kfold_summary(store, tiny_run):
     assert sum(f["data"][0]["type"] == "heatmap" for f in charts) == 2     # confusion matrices side by side
     assert any(len(f["data"]) == 2 and f["data"][0]["type"] == "bar" for f in charts)  # per-class F1, 2 runs
     kf = at.dataframe[1].value
-    assert list(kf["group"]) == ["tiny-kfold"] and kf["folds"][0] == 2
+    assert list(kf["group"]) == ["tiny-kfold"] and kf["folds"][0] == 2 and kf["models per fold"][0] == 1
 
     at.multiselect(key="compare_runs").set_value([a.name]).run()
     assert len(at.dataframe[0].value) == 1
