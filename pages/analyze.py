@@ -104,7 +104,8 @@ if not uploads:
     st.stop()
 
 base = recognizer_for(run_path)
-st.caption(f"Model: {runstore.read_run(run_path)['name']} ({Path(run_path).name}) · classes: {', '.join(base.class_names)}")
+run_name, run_id = runstore.read_run(run_path)["name"], Path(run_path).name
+st.caption(f"Model: {run_name}{'' if run_name == run_id else f' ({run_id})'} · classes: {', '.join(base.class_names)}")
 recognizer = annotate.with_detector(base, HaarFaceDetector(min_size=min_size, sensitivity=sensitivity))
 
 results = []

@@ -147,7 +147,8 @@ def test_analyze_uses_the_picked_model_and_detector_settings(app_runs, photo_byt
     at = upload(open_app("pages/analyze.py"), (PHOTO_NAME, photo_bytes))
     picker = at.selectbox(key="analyze_model")
     assert "the default model" in picker.format_func(picker.value)        # preselected
-    assert any(app_runs["default"].name in c.value for c in at.caption)
+    assert any(c.value.startswith(f"Model: the default model ({app_runs['default'].name}) · classes: ")
+               for c in at.caption)                                       # name, then id when they differ
     picker.select_index([i for i, o in enumerate(picker.options) if "other model" in o][0]).run()
     assert any(app_runs["other"].name in c.value for c in at.caption)
     assert len(faces_frame(at)) >= 1
