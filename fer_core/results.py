@@ -91,7 +91,7 @@ def results_markdown(runs_dir, default_run: str = "default-fer_vgg-fer2013") -> 
                          _fmt(s.get("train_seconds_all_runs") or s.get("seconds"), digits=0)])
         parts.append("### CK+48: transfer from FER2013 vs from scratch\n\n" + markdown(
             rows, ["group", "weights", "split", "folds", "models per fold", "test accuracy (mean ± std)", "min–max",
-                   "macro F1", "training seconds (all runs)"]))
+                   "macro F1", "run seconds (all runs)"]))
 
     ck = sorted((kfold_backbone_row(s, runs_dir) for g, s in summaries.items() if g and g.startswith("ck-bb-")),
                 key=lambda r: _order(r["backbone"]))
