@@ -47,13 +47,17 @@ def _same_training(a: dict, b: dict) -> bool:
 
 
 def find_completed(runs_dir, cfg: TrainConfig) -> Path | None:
-    """A completed run in the store trained with this config (same data, split, seeds, options), if any."""
+    """A completed run in the store trained with this config (same data, split, seeds, options), if any.
+
+    Only runs that still hold their model count: the reference records committed without model.keras
+    are there to be looked at, and running the reference script on a fresh clone must train again."""
     want = cfg.to_dict()
     for r in runstore.list_runs(runs_dir):
-        info = r.get("info") or {}
-        if (r.get("status") == "completed" and (Path(r["path"]) / "metrics.json").is_file()
-                and (Path(r["path"]) / "predictions.csv").is_file() and _same_training(info.get("config", {}), want)):
-            return Path(r["path"])
+        d = Path(r["path"])
+        if (r.get("status") == "completed" and all((d / f).is_file() for f in ("model.keras", "metrics.json",
+                                                                               "predictions.csv"))
+                and _same_training((r.get("info") or {}).get("config", {}), want)):
+            return d
     return None
 
 

@@ -53,7 +53,13 @@ def test_an_ensemble_kfold_scores_the_mean_of_its_members_then_a_rerun_reuses_th
     assert [f["run"] for f in single["per_fold"]] == [f["members"][0] for f in summary["per_fold"]]
     assert [f["test_accuracy"] for f in single["per_fold"]] == [f["member_accuracies"][0] for f in summary["per_fold"]]
 
+    # a run without its model (like a committed reference record) is trained again
+    (Path(single["per_fold"][0]["run"]) / "model.keras").unlink()
+    r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--name", "single")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("reusing the completed run") == 1 and len(runstore.list_runs(tmp_path)) == 5
+
     # --reuse off trains afresh
     r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--reuse", "off", "--name", "fresh")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "reusing" not in r.stdout and len(runstore.list_runs(tmp_path)) == 6
+    assert "reusing" not in r.stdout and len(runstore.list_runs(tmp_path)) == 7
