@@ -260,7 +260,8 @@ def cmd_results(a) -> int:
 def cmd_kfold(a) -> int:
     from .kfold import run_kfold
     summary = run_kfold(config_from_args(a), a.folds, a.summary, members=a.members, reuse=a.reuse)
-    print(f"{summary['folds']} folds{f' x {a.members} members' if a.members > 1 else ''}: test accuracy mean {summary['mean_accuracy']:.4f} "
+    members = f" x {a.members} members" if a.members > 1 else ""
+    print(f"{summary['folds']} folds{members}: test accuracy mean {summary['mean_accuracy']:.4f} "
           f"± {summary['std_accuracy']:.4f}, macro F1 {summary['mean_macro_f1']:.4f}")
     print(summary["summary_path"])
     return 0

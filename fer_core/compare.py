@@ -225,7 +225,8 @@ def kfold_summaries(runs_dir) -> list[dict]:
 def kfold_table(summaries: list[dict]) -> list[dict]:
     return [{"group": s.get("group"), "backbone": s.get("backbone"), "data": Path(str(s.get("data", ""))).name,
              "weights": _weights_label(s.get("weights")), "split": s.get("split"), "folds": s.get("folds"),
-             "models per fold": s.get("members", 1), "mean accuracy": _num(s.get("mean_accuracy")), "std accuracy": _num(s.get("std_accuracy")),
+             "models per fold": s.get("members", 1),
+             "mean accuracy": _num(s.get("mean_accuracy")), "std accuracy": _num(s.get("std_accuracy")),
              "min accuracy": _num(s.get("min_accuracy")), "max accuracy": _num(s.get("max_accuracy")),
              "mean macro F1": _num(s.get("mean_macro_f1")), "std macro F1": _num(s.get("std_macro_f1")),
              "seconds": _num(s.get("seconds"))} for s in summaries]

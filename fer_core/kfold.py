@@ -83,9 +83,10 @@ def ensemble_metrics(run_dirs: list[Path], class_names: list[str]) -> dict:
 def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None, members: int = 1,
               reuse: bool = True, log=print) -> dict:
     """Train `folds` x `members` runs and write a summary json with mean, std and per-fold figures."""
+    from .backbones import ModelConfigError
     from .training import train, validate_config
     if members < 1 or folds < 1:
-        raise ValueError("folds and members must be at least 1.")
+        raise ModelConfigError(f"--folds {folds} --members {members}: both must be at least 1.")
     validate_config(cfg)
     ds = load_dataset(cfg.data, cfg.image_size)          # loaded once, shared by every fold
     base_split = cfg.split if cfg.split not in ("auto", "official") else "subject-kfold"
