@@ -17,9 +17,14 @@ import numpy as np
 from . import runstore
 from .config import TrainConfig
 from .datasets import load_dataset
+from .errors import UserError
 from .evaluation import classification_metrics
 
 MEMBER_SEED_STEP = 1000   # member j of a fold trains with seed + j * 1000; member 0 is the plain run
+
+
+class KfoldStopped(UserError, RuntimeError):
+    """A fold was cancelled (SIGTERM or the run's Cancel button): the k-fold stops rather than go on without it."""
 
 
 def fold_spec(base: str, k: int, fold: int) -> str:
@@ -80,6 +85,11 @@ def ensemble_metrics(run_dirs: list[Path], class_names: list[str]) -> dict:
     return classification_metrics(y, probs, class_names)
 
 
+def _mean_or_none(values) -> float | None:
+    """The mean where every value is known (a run stopped before validating has none)."""
+    return float(np.mean(values)) if values and all(v is not None for v in values) else None
+
+
 def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None, members: int = 1,
               reuse: bool = True, log=print) -> dict:
     """Train `folds` x `members` runs and write a summary json with mean, std and per-fold figures."""
@@ -103,6 +113,9 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
                 log(f"fold {fold}{f' member {member}' if members > 1 else ''}: reusing the completed run {run_dir}")
             else:
                 run_dir = train(mcfg, dataset=ds)
+                if (runstore.read_json(Path(run_dir) / "run.json", {}) or {}).get("status") != "completed":
+                    raise KfoldStopped(f"fold {fold} was cancelled ({run_dir}), so the k-fold stopped with no "
+                                       "summary; run the same command again to go on: completed folds are reused.")
                 runstore.update_run(run_dir, kfold={"group": group, "fold": fold, "folds": folds, "member": member})
             run_dirs.append(Path(run_dir))
         runs = [runstore.read_json(d / "metrics.json", {}) or {} for d in run_dirs]
@@ -110,18 +123,23 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
         entry = {"fold": fold, "run": str(run_dirs[0]), "split": spec,
                  "test_accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
                  "train_accuracy": float(np.mean([m.get("train", {}).get("accuracy") or 0 for m in runs])),
+                 # the fold's validation people (never its test people): what a recipe may be chosen by;
+                 # for an ensemble, its members' mean
+                 "val_accuracy": _mean_or_none([m.get("val", {}).get("accuracy") for m in runs]),
                  "test_samples": test.get("num_samples")}
         if members > 1:
             entry["members"] = [str(d) for d in run_dirs]
             entry["member_accuracies"] = [m.get("test", {}).get("accuracy") for m in runs]
         per_fold.append(entry)
     accs = np.array([f["test_accuracy"] for f in per_fold], dtype=float)
+    vals = [f["val_accuracy"] for f in per_fold]
     f1s = np.array([f["macro_f1"] for f in per_fold], dtype=float)
     summary = {
         "group": group, "data": cfg.data, "backbone": cfg.backbone, "weights": cfg.weights,
         "split": base_split, "folds": folds, "members": members, "config": cfg.to_dict(),
         "mean_accuracy": float(accs.mean()), "std_accuracy": float(accs.std(ddof=1)) if folds > 1 else 0.0,
         "min_accuracy": float(accs.min()), "max_accuracy": float(accs.max()),
+        "mean_val_accuracy": _mean_or_none(vals),
         "mean_macro_f1": float(f1s.mean()), "std_macro_f1": float(f1s.std(ddof=1)) if folds > 1 else 0.0,
         "seconds": round(time.time() - t0, 1),
         "train_seconds_all_runs": round(sum((runstore.read_json(Path(r) / "run.json", {}) or {}).get("train_seconds")

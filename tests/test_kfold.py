@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 from fer_core import runstore
 from fer_core.training import load_model_safe
 
@@ -43,6 +46,10 @@ def test_an_ensemble_kfold_scores_the_mean_of_its_members_then_a_rerun_reuses_th
         assert entry["member_accuracies"] == [runstore.read_json(d / "metrics.json")["test"]["accuracy"]
                                               for d in (a, b)]
     assert summary["mean_accuracy"] == np.mean([f["test_accuracy"] for f in summary["per_fold"]])
+    # the validation figure a recipe may be chosen by: each fold's members' own validation accuracy, averaged
+    val = [np.mean([runstore.read_json(Path(m) / "metrics.json")["val"]["accuracy"] for m in f["members"]])
+           for f in summary["per_fold"]]
+    assert summary["mean_val_accuracy"] == np.mean(val)
 
     # the single-model k-fold of the same config is member 0 of each fold: nothing is trained again
     r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--name", "single")
@@ -63,3 +70,21 @@ def test_an_ensemble_kfold_scores_the_mean_of_its_members_then_a_rerun_reuses_th
     r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--reuse", "off", "--name", "fresh")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "reusing" not in r.stdout and len(runstore.list_runs(tmp_path)) == 7
+
+
+def test_cancelling_a_fold_stops_the_kfold_with_no_summary(ckplus, tmp_path):
+    """The Cancel button (or SIGTERM) on one fold's run must not leave the k-fold training the next folds."""
+    args = [*QUICK[:QUICK.index("--epochs")], "--epochs", "40", "--folds", "2", "--name", "stopme"]
+    proc = subprocess.Popen([sys.executable, "-m", "fer_core", "kfold", "--data", str(ckplus), "--runs-dir",
+                             str(tmp_path), *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(tmp_path.glob("*-stopme-fold0-*/history.csv")):
+        time.sleep(0.5)            # the first epoch is done: the fold is really training
+    runs = list(tmp_path.glob("*-stopme-fold0-*"))
+    assert runs, "the first fold never started"
+    (runs[0] / "CANCEL").touch()   # what the Runs page's Cancel button writes
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    assert "fold 0 was cancelled" in err and "run the same command again" in err
+    assert not (tmp_path / "kfold-stopme.json").exists()
+    assert [r["status"] for r in runstore.list_runs(tmp_path)] == ["cancelled"]   # fold 1 never started
