@@ -226,6 +226,7 @@ def kfold_table(summaries: list[dict]) -> list[dict]:
     return [{"group": s.get("group"), "backbone": s.get("backbone"), "data": Path(str(s.get("data", ""))).name,
              "weights": _weights_label(s.get("weights")), "split": s.get("split"), "folds": s.get("folds"),
              "models per fold": s.get("members", 1),
+             "mean val accuracy": _num(s.get("mean_val_accuracy")),
              "mean accuracy": _num(s.get("mean_accuracy")), "std accuracy": _num(s.get("std_accuracy")),
              "min accuracy": _num(s.get("min_accuracy")), "max accuracy": _num(s.get("max_accuracy")),
              "mean macro F1": _num(s.get("mean_macro_f1")), "std macro F1": _num(s.get("std_macro_f1")),

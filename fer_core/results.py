@@ -79,18 +79,21 @@ def results_markdown(runs_dir, default_run: str = "default-fer_vgg-fer2013") -> 
 
     summaries = {s.get("group"): s for s in kfold_summaries(runs_dir)}
     proto = [g for g in ("ck-transfer", "ck-transfer-x3", "ck-scratch", "ck-transfer-random") if g in summaries]
+    # other CK+ recipes tried (not the backbone table's): listed after, so every one tried is on show
+    proto += sorted(g for g in summaries if g and g.startswith("ck-") and not g.startswith("ck-bb-") and g not in proto)
     if proto:
         rows = []
         for g in proto:
             s = summaries[g]
             rows.append([g, s.get("weights", "").replace(str(runs_dir.resolve()) + "/", "runs/"), s.get("split"),
-                         s.get("folds"), s.get("members", 1),
+                         s.get("folds"), s.get("members", 1), _fmt(s.get("mean_val_accuracy"), True),
                          f"{_fmt(s['mean_accuracy'], True)} ± {_fmt(s['std_accuracy'], True)}",
                          f"{_fmt(s['min_accuracy'], True)}–{_fmt(s['max_accuracy'], True)}",
                          _fmt(s.get("mean_macro_f1"), True),
                          _fmt(s.get("train_seconds_all_runs") or s.get("seconds"), digits=0)])
         parts.append("### CK+48: transfer from FER2013 vs from scratch\n\n" + markdown(
-            rows, ["group", "weights", "split", "folds", "models per fold", "test accuracy (mean ± std)", "min–max",
+            rows, ["group", "weights", "split", "folds", "models per fold", "val accuracy (mean)",
+                   "test accuracy (mean ± std)", "min–max",
                    "macro F1", "run seconds (all runs)"]))
 
     ck = sorted((kfold_backbone_row(s, runs_dir) for g, s in summaries.items() if g and g.startswith("ck-bb-")),

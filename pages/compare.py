@@ -72,7 +72,8 @@ def kfold() -> None:
         st.caption("No k-fold summaries (runs/kfold-*.json, written by `python -m fer_core kfold`).")
         return
     st.dataframe(pd.DataFrame(compare.kfold_table(summaries)), hide_index=True, column_config={
-        k: PCT for k in ("mean accuracy", "std accuracy", "min accuracy", "max accuracy")}, key="kfold_table")
+        k: PCT for k in ("mean val accuracy", "mean accuracy", "std accuracy", "min accuracy", "max accuracy")},
+        key="kfold_table")
     for s in summaries:
         with st.expander(f"{s.get('group')}: per fold"):
             per_fold = pd.DataFrame(s["per_fold"])
