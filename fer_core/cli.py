@@ -47,6 +47,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fine-tune-epochs", type=int, default=d.fine_tune_epochs)
     p.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--mixup", type=float, default=d.mixup, metavar="ALPHA",
+                   help="blend pairs of training faces and their labels, weight ~ Beta(ALPHA, ALPHA); 0 = off")
     p.add_argument("--max-samples", type=int, default=d.max_samples, help="quick trials: cap the training part")
     p.add_argument("--eval-samples", type=int, default=d.eval_samples,
                    help="cap on validation and test faces: -1 = max-samples/4, 0 = all")

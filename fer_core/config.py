@@ -45,6 +45,7 @@ class TrainConfig:
     runs_dir: str = DEFAULT_RUNS_DIR
     image_size: int = 48              # every dataset is read as grayscale image_size x image_size
     label_smoothing: float = 0.0
+    mixup: float = 0.0                # Beta(alpha, alpha) of mixup (fer_core/mixup.py); 0 = off
     precision: str = "float32"        # float32 | mixed_bfloat16 (~2.7x faster on CPUs with AMX/AVX512-BF16)
     max_train_seconds: float = 0.0    # wall-clock training budget (0 = none): fair backbone comparisons
     match_sharpness: str = "off"      # off | auto | SIGMA: blur faces at inference to the training faces' sharpness

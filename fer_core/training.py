@@ -31,6 +31,7 @@ from .evaluation import evaluate_arrays, to_model_input
 from .sharpness import estimate_sigma, mean_gradient, sharpness_gap, tune_sigma
 from .kerasenv import backend, keras, library_versions
 from .layers import match_sharpness_layer
+from .mixup import fit_inputs
 from .progress import format_seconds
 from .splits import make_split, subsample
 
@@ -83,6 +84,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ModelConfigError(f"unknown precision '{cfg.precision}'; use float32 or mixed_bfloat16.")
     if not (0 <= cfg.dropout < 1):
         raise ModelConfigError("dropout must be in [0, 1).")
+    if not (0 <= cfg.mixup <= 4):
+        raise ModelConfigError(f"--mixup {cfg.mixup}: use 0 (off) up to 4; 0.2 is a common choice.")
     if cfg.keep not in ("best", "last"):
         raise ModelConfigError(f"unknown --keep '{cfg.keep}'; use best (best validation epoch) or last.")
     if cfg.test_tta not in ("off", "flip", "crops"):
@@ -615,7 +618,7 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
                 freeze_base(features)
             lr = state.get("lr", cfg.learning_rate) if start_epoch else cfg.learning_rate
             use_cache = (first_phase == "head" and not cfg.augment and cfg.feature_cache and replicas == 1
-                         and match is None)   # cached features would skip the inference blur on val
+                         and match is None and not cfg.mixup)   # cached features would skip the val blur
             cb = RunCallback(run_dir, model, first_phase, state["epochs_done"] - start_epoch, total_epochs,
                              state, log, cancel_flag)
             cbs = [cb] + schedule_callbacks(cfg, cfg.learning_rate, cfg.epochs,
@@ -630,9 +633,9 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
             else:
                 fit_model = head_phase_model(model) if first_phase == "head" else model
                 _compile(fit_model, cfg, lr)
-                fit_model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=cfg.epochs,
-                          batch_size=cfg.batch_size * replicas, callbacks=cbs, class_weight=cw,
-                          initial_epoch=start_epoch, verbose=0)
+                fit_model.fit(**fit_inputs(x_tr, y_tr, cfg.batch_size * replicas, cfg.mixup, cfg.seed, cw),
+                              validation_data=(x_va, y_va), epochs=cfg.epochs, callbacks=cbs,
+                              initial_epoch=start_epoch, verbose=0)
 
     # ---- phase 2: fine-tune the top of the base at a low learning rate, BatchNorm frozen
     if fine_tune and not cancel_flag.is_set() and not state.get("budget_spent"):
@@ -645,8 +648,8 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
                              state, log, cancel_flag)
             cbs = [cb] + schedule_callbacks(cfg, cfg.fine_tune_lr, cfg.fine_tune_epochs,
                                             seconds_spent(state, "finetune") if start_epoch else 0.0) + tb
-            model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=cfg.fine_tune_epochs,
-                      batch_size=cfg.batch_size * replicas, callbacks=cbs, class_weight=cw,
+            model.fit(**fit_inputs(x_tr, y_tr, cfg.batch_size * replicas, cfg.mixup, cfg.seed + 1, cw),
+                      validation_data=(x_va, y_va), epochs=cfg.fine_tune_epochs, callbacks=cbs,
                       initial_epoch=start_epoch, verbose=0)
 
     if cancel_flag.is_set():

@@ -139,6 +139,9 @@ def config_form() -> TrainConfig | None:
         test_tta = a2.selectbox("Test-time augmentation", ["off", "flip", "crops"], key="test_tta",
                                 help="Final val/test figures average each face with its mirror (flip) "
                                      "or with ten crops.")
+        mix = a3.number_input("Mixup alpha (0 = off)", 0.0, 4.0, D.mixup, key="mixup",
+                              help="Blend pairs of training faces and their labels; 0.2 is a common choice "
+                                   "for small sets.")
     name = st.text_input("Run name (optional)", placeholder=f"{backbone}-{Path(data).name}")
     if not data_ok or weights is None:
         return None
@@ -149,7 +152,7 @@ def config_form() -> TrainConfig | None:
                        early_stopping=int(early), fine_tune_layers=int(ft_layers), fine_tune_epochs=int(ft_epochs),
                        fine_tune_lr=float(ft_lr), freeze_base=freeze, max_samples=int(max_samples), seed=int(seed),
                        name=name.strip(), label_smoothing=float(smoothing), max_train_seconds=float(budget),
-                       keep=keep, test_tta=test_tta)
+                       keep=keep, test_tta=test_tta, mixup=float(mix))
 
 
 def launch(cfg: TrainConfig) -> None:

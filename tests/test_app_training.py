@@ -66,6 +66,7 @@ def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, c
     at.number_input(key="max_samples").set_value(200)
     at.selectbox(key="keep").set_value("last")
     at.selectbox(key="test_tta").set_value("flip")
+    at.number_input(key="mixup").set_value(0.2)
     at.text_input(key="data").run()
     name_box = next(t for t in at.text_input if t.label.startswith("Run name"))
     name_box.set_value("from-the-page").run()
@@ -76,6 +77,7 @@ def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, c
     run_dir = Path(run["path"])
     assert run["name"] == "from-the-page" and run["info"]["config"]["max_samples"] == 200
     assert run["info"]["config"]["keep"] == "last" and run["info"]["config"]["test_tta"] == "flip"
+    assert run["info"]["config"]["mixup"] == 0.2
     assert run["status"] == "running"                                 # launched by the page, cap 1
 
     seen_running = False
