@@ -142,6 +142,20 @@ def main(argv=None) -> int:
         msg = str(e) if isinstance(e, (UserError, FileNotFoundError)) else f"{type(e).__name__}: {e}"
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        if args.command in ("train", "resume"):
+            _start_next_queued()
+
+
+def _start_next_queued() -> None:
+    """A training launched by the queue hands on to the next queued run, whatever its own outcome."""
+    from .jobs import start_next_queued
+    try:
+        for run_dir in start_next_queued():
+            print(f"queue: started {run_dir}", file=sys.stderr)
+    except Exception as e:   # the run itself is done and recorded; a queue hiccup must not change its exit
+        print(f"queue: could not start the next queued run ({type(e).__name__}: {e}); opening the Train or "
+              "Runs page starts it", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- commands

@@ -10,7 +10,8 @@ There is no server process or in-memory queue to lose. A job *is* a run folder:
   cancel         a queued run is marked cancelled; a running one gets a CANCEL file and SIGTERM,
                  and training stops cleanly (status 'cancelled', checkpoints kept)
 Any page (or several browser sessions at once) can call `start_queued`; a file lock makes
-sure two callers never launch the same run twice.
+sure two callers never launch the same run twice. A training launched from the queue also calls
+it as it ends (`start_next_queued`), so the queue moves on with no page open, or no app at all.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .defaults import REPO_ROOT
 DEFAULT_MAX_CONCURRENT = 1
 _SETTINGS = ".queue.json"      # hidden: list_runs only lists folders, and skips dot-names anyway
 _LOCK = ".queue.lock"
+_CHAIN_ENV = "FER_QUEUE_RUNS_DIR"   # set for queue-launched trainings: the run store whose queue they move on
 
 
 class JobError(runstore.RunStoreError):
@@ -187,7 +189,7 @@ def launch(run_dir) -> int:
     cfg = TrainConfig.from_dict(info.get("config", {}))
     args = ([sys.executable, "-m", "fer_core", "resume", str(run_dir)] if info.get("resume_requested")
             else cli_args(cfg, run_dir))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", _CHAIN_ENV: str(run_dir.parent),
            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     with open(run_dir / "train.log", "ab") as log:
         proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
@@ -227,6 +229,14 @@ def start_queued(runs_dir, max_running: int | None = None) -> list[Path]:
             launch(run_dir)
             started.append(run_dir)
     return started
+
+
+def start_next_queued() -> list[Path]:
+    """Called by a queue-launched training as it ends (completed, failed or cancelled): launch what waits.
+
+    A training started by hand from the CLI has no such setting and leaves the queue alone."""
+    runs_dir = os.environ.get(_CHAIN_ENV)
+    return start_queued(runs_dir) if runs_dir else []
 
 
 def cancel(run_dir) -> str:

@@ -94,10 +94,23 @@ def test_cap_and_cancel(tmp_path, ckplus):
     assert 1 <= len(jobs.read_history(first)) < 30        # stopped early
     assert run["epochs_done"] >= 1
 
-    # the queue moves on: the second run starts, and a cancel right after launch still ends as 'cancelled'
-    assert jobs.start_queued(tmp_path) == [second]
+    # the queue moves on by itself (the cancelled run's process starts the next one as it ends),
+    # and a cancel right after launch still ends as 'cancelled'
+    wait_for(lambda: runstore.read_run(second)["status"] != "queued", 60, "the second run to start")
     jobs.cancel(second)
     assert jobs.wait(second, timeout=120) == "cancelled", jobs.log_tail(second)
+
+
+def test_the_queue_moves_on_with_no_page_open(tmp_path, ckplus):
+    """A queued run starts when the one before it ends, though nothing calls start_queued again."""
+    jobs.set_max_concurrent(tmp_path, 1)
+    first = jobs.enqueue(tmp_path, tiny_cfg(ckplus, name="first"))
+    time.sleep(0.01)
+    second = jobs.enqueue(tmp_path, tiny_cfg(ckplus, name="second"))
+    assert jobs.start_queued(tmp_path) == [first]
+    assert jobs.wait(second, timeout=300) == "completed", jobs.log_tail(second)
+    assert runstore.read_run(first)["status"] == "completed"
+    assert f"queue: started {second}" in (first / "train.log").read_text()
 
 
 def test_cancel_a_queued_run_and_refuse_finished_ones(tmp_path, ckplus):
