@@ -85,6 +85,18 @@ def ensemble_metrics(run_dirs: list[Path], class_names: list[str]) -> dict:
     return classification_metrics(y, probs, class_names)
 
 
+def ensemble_val_accuracy(run_dirs: list[Path], ds, tta: str) -> float:
+    """Validation accuracy of the members' mean probabilities, each member's own model on the fold's validation
+    faces (with the test's TTA). Models are at hand here: kfold trains them, or reuses only runs that keep them."""
+    from .evaluation import predict_probs, to_model_input
+    from .inference import EmotionRecognizer
+    idx = np.array((runstore.read_json(run_dirs[0] / "split.json", {}) or {})["indices"]["val"], dtype=np.int64)
+    x = to_model_input(ds.images[idx])
+    probs = [predict_probs(EmotionRecognizer.from_run(d, prefer_tflite=False).predict_fn, x, tta=tta)
+             for d in run_dirs]
+    return float(np.mean(np.mean(probs, axis=0).argmax(1) == ds.labels[idx]))
+
+
 def _mean_or_none(values) -> float | None:
     """The mean where every value is known (a run stopped before validating has none)."""
     return float(np.mean(values)) if values and all(v is not None for v in values) else None
@@ -123,9 +135,9 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
         entry = {"fold": fold, "run": str(run_dirs[0]), "split": spec,
                  "test_accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
                  "train_accuracy": float(np.mean([m.get("train", {}).get("accuracy") or 0 for m in runs])),
-                 # the fold's validation people (never its test people): what a recipe may be chosen by;
-                 # for an ensemble, its members' mean
-                 "val_accuracy": _mean_or_none([m.get("val", {}).get("accuracy") for m in runs]),
+                 # the fold's validation people (never its test people): what a recipe may be chosen by
+                 "val_accuracy": (ensemble_val_accuracy(run_dirs, ds, cfg.test_tta) if members > 1
+                                  else _mean_or_none([m.get("val", {}).get("accuracy") for m in runs])),
                  "test_samples": test.get("num_samples")}
         if members > 1:
             entry["members"] = [str(d) for d in run_dirs]
