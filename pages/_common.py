@@ -10,6 +10,26 @@ import streamlit as st
 from fer_core import defaults, runstore
 
 
+def ensure_app_navigation() -> None:
+    """Every page calls this first. A first request straight to a page URL (say a shared /runs?run=... link)
+    reaches Streamlit before streamlit_app.py has declared st.navigation; because pages/ exists, Streamlit then
+    runs the page file alone in its old pages-directory mode, with a sidebar listing every file in pages/
+    (helpers included). Leaving that mode and rerunning runs the entry script, whose st.navigation opens the
+    same page (the page's URL path is the same in both modes). It uses a Streamlit internal, hence the guard.
+    Only a session's first run can be such a deep link; checking only then also leaves AppTest alone, which
+    puts every run it makes back in the old mode."""
+    if st.session_state.get("_navigation_checked"):
+        return
+    st.session_state["_navigation_checked"] = True
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:   # a Streamlit without the old mode
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False   # what st.navigation itself sets on its first call
+        st.rerun()
+
+
 def runs_dir() -> Path:
     """The run store; FER_RUNS_DIR overrides it (tests point it at a temporary folder)."""
     return Path(os.environ.get("FER_RUNS_DIR", defaults.RUNS_DIR))

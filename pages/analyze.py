@@ -14,7 +14,9 @@ import streamlit as st
 
 from fer_core import annotate, runstore
 from fer_core.faces import HaarFaceDetector
-from pages._common import model_picker, recognizer_for
+from pages._common import ensure_app_navigation, model_picker, recognizer_for
+
+ensure_app_navigation()
 
 DISPLAY_SIDE = 1400     # longest side sent to the browser; downloads keep full resolution
 

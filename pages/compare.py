@@ -9,8 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import compare, jobs, runstore
-from pages._common import runs_dir
+from pages._common import ensure_app_navigation, runs_dir
 from pages._run_charts import confusion_figure, grouped_f1_figure, overlay_figure
+
+ensure_app_navigation()
 
 PCT = st.column_config.NumberColumn(format="percent")
 

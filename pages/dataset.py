@@ -12,6 +12,9 @@ import streamlit as st
 
 from fer_core import defaults
 from fer_core.errors import UserError
+from pages._common import ensure_app_navigation
+
+ensure_app_navigation()
 
 SAMPLES_PER_CLASS = 8
 

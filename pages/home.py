@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from fer_core import runstore
-from pages._common import default_run_path
+from pages._common import default_run_path, ensure_app_navigation
+
+ensure_app_navigation()
 
 st.title("Emotion Studio")
 st.markdown(

@@ -15,8 +15,10 @@ import streamlit as st
 
 from fer_core import compare, jobs, runstore
 from fer_core.errors import UserError
-from pages._common import runs_dir
+from pages._common import ensure_app_navigation, runs_dir
 from pages._run_charts import confusion_figure, curves_figure, per_class_figure
+
+ensure_app_navigation()
 
 STATUS_ICON = {"completed": "✅", "running": "🏋️", "queued": "⏳", "cancelled": "⏹️", "failed": "❌", "damaged": "⚠️"}
 PCT = st.column_config.NumberColumn(format="percent")

@@ -18,8 +18,10 @@ from fer_core.datasets import load_dataset
 from fer_core.defaults import SHARED_DATA
 from fer_core.errors import UserError
 from fer_core.progress import format_seconds
-from pages._common import completed_runs, runs_dir
+from pages._common import completed_runs, ensure_app_navigation, runs_dir
 from pages._run_charts import curves_figure
+
+ensure_app_navigation()
 
 D = TrainConfig()   # the defaults shown in the form
 WEIGHTS_LABELS = {"none": "None (train from scratch)", "imagenet": "ImageNet (keras.applications)",

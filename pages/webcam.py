@@ -25,7 +25,9 @@ from fer_core.live import IceConfigError, LiveStats, load_srtp_safely, make_fram
 load_srtp_safely()   # before streamlit_webrtc: see the docstring (a segfault otherwise, after TensorFlow)
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 from fer_core.video import FramePipeline
-from pages._common import model_picker, recognizer_for
+from pages._common import ensure_app_navigation, model_picker, recognizer_for
+
+ensure_app_navigation()
 
 
 def ice_servers() -> list[dict]:

@@ -54,11 +54,13 @@ def test_runs_page_draws_a_real_runs_curves_and_confusion_matrix(e2e_store, tiny
         browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            # Streamlit runs a deep link as a bare pages/ script until the entry page has run once on
-            # this server (then st.navigation takes over): open the app's front page first.
-            settle(page, server.url)
+            # a shared deep link as the server's very first request: it must open inside the app's own
+            # navigation, not as a bare pages/ script whose sidebar lists every file in pages/
             settle(page, f"{server.url}/runs?run={tiny_run.name}")
             assert_no_exception(page)
+            nav = [t.split()[-1] for t in page.get_by_test_id("stSidebarNavLink").all_inner_texts()]
+            assert nav == ["Home", "photos", "Webcam", "Train", "Runs", "Compare", "Dataset"], nav
+            assert page.title() == "Emotion Studio"
             assert page.get_by_role("heading", name="tiny").count() >= 1      # the run chosen by ?run=
             assert page.locator('[data-testid="stDataFrame"]').count() >= 1
 
