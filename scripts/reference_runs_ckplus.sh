@@ -27,6 +27,8 @@ python3 -m fer_core kfold $common $transfer --folds 10 --name ck-transfer
 # an ensemble of three seeds per fold, scored by their mean probabilities; seed 0 of each fold is the
 # ck-transfer run above (reused, not retrained), so this trains 20 more runs
 python3 -m fer_core kfold $common $transfer --folds 10 --members 3 --name ck-transfer-x3
+# five seeds per fold: seeds 0-2 are the x3 runs above (reused), so this trains 20 more runs (~50 min here)
+python3 -m fer_core kfold $common $transfer --folds 10 --members 5 --name ck-transfer-x5
 # the same net from scratch, same folds, same epochs
 python3 -m fer_core kfold $common --weights none --folds 10 --name ck-scratch
 # the seed notebooks' protocol: random 10% hold-out (frames of one person in train and test), 3 seeds
