@@ -61,6 +61,20 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def remove_stale_temp_files(run_dir) -> list[str]:
+    """Delete the half-written temp files a killed process left in a run folder (a SIGKILL between an atomic
+    write's temp file and its rename); the files they were meant to replace are intact. Returns their names."""
+    removed = []
+    for p in Path(run_dir).glob(".*"):
+        if p.is_file() and (p.name.endswith(".tmp") or p.name.endswith(".tmp.keras")):
+            try:
+                p.unlink()
+                removed.append(p.name)
+            except OSError:
+                pass
+    return removed
+
+
 def write_text_atomic(path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 

@@ -456,6 +456,9 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = Fa
         log_file.write(msg + "\n")
         log_file.flush()
 
+    if resume:   # the process that wrote this run was killed: drop what it left half-written
+        for name in runstore.remove_stale_temp_files(run_dir):
+            log(f"removed {name}, a half-written file the interrupted process left")
     cancel_flag = threading.Event()
     stop_beats = threading.Event()
 
