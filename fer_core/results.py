@@ -78,7 +78,8 @@ def results_markdown(runs_dir, default_run: str = "default-fer_vgg-fer2013") -> 
              "train time", "model size", "inference blur sigma"]))
 
     summaries = {s.get("group"): s for s in kfold_summaries(runs_dir)}
-    proto = [g for g in ("ck-transfer", "ck-transfer-x3", "ck-transfer-x5", "ck-scratch", "ck-transfer-random") if g in summaries]
+    main_groups = ("ck-transfer", "ck-transfer-x3", "ck-transfer-x5", "ck-scratch", "ck-transfer-random")
+    proto = [g for g in main_groups if g in summaries]
     # other CK+ recipes tried (not the backbone table's): listed after, so every one tried is on show
     proto += sorted(g for g in summaries if g and g.startswith("ck-") and not g.startswith("ck-bb-") and g not in proto)
     if proto:
