@@ -208,6 +208,17 @@ def saved_evaluations(run_dir) -> list[dict]:
     return sorted(out, key=lambda e: e.get("evaluated") or "", reverse=True)
 
 
+def input_sizes_label(summary: dict) -> str:
+    """'48', or '40, 48, 56, 64' for a multi-scale ensemble; 0 is the backbone's own default size."""
+    sizes = summary.get("input_sizes") or [(summary.get("config") or {}).get("input_size")]
+    return ", ".join("default" if v == 0 else str(v) for v in sizes if v is not None)
+
+
+def models_per_fold(summary: dict) -> int:
+    """Seeds per fold times input sizes per fold (summaries older than multi-scale ensembles have no sizes)."""
+    return summary.get("members", 1) * len(summary.get("input_sizes") or [None])
+
+
 def kfold_summaries(runs_dir) -> list[dict]:
     """The kfold-*.json summaries fer_core.kfold writes into the run store, newest first."""
     d = Path(runs_dir)
@@ -225,7 +236,7 @@ def kfold_summaries(runs_dir) -> list[dict]:
 def kfold_table(summaries: list[dict]) -> list[dict]:
     return [{"group": s.get("group"), "backbone": s.get("backbone"), "data": Path(str(s.get("data", ""))).name,
              "weights": _weights_label(s.get("weights")), "split": s.get("split"), "folds": s.get("folds"),
-             "models per fold": s.get("members", 1),
+             "input size": input_sizes_label(s), "models per fold": models_per_fold(s),
              "mean val accuracy": _num(s.get("mean_val_accuracy")),
              "mean accuracy": _num(s.get("mean_accuracy")), "std accuracy": _num(s.get("std_accuracy")),
              "min accuracy": _num(s.get("min_accuracy")), "max accuracy": _num(s.get("max_accuracy")),

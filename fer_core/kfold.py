@@ -1,8 +1,11 @@
 """K-fold cross-validation: train every fold of a subject-kfold (or random) split, then summarise.
 
 With members > 1 each fold trains that many models on the same split from different seeds and scores the
-mean of their test probabilities (an ensemble). A fold whose run already completed with the same config is
-reused, so an interrupted k-fold picks up where it stopped, and an ensemble reuses the single-model runs.
+mean of their test probabilities (an ensemble). With several input sizes each fold trains those models at
+every size (faces resized inside the model), a multi-scale ensemble: models that look at the same faces at
+different scales make more different mistakes than seeds do. A fold whose run already completed with the
+same config is reused, so an interrupted k-fold picks up where it stopped, and an ensemble reuses the
+single-model runs of each size.
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ def fold_spec(base: str, k: int, fold: int) -> str:
     return f"subject-kfold:{k}:{fold}"
 
 
-def member_config(cfg: TrainConfig, group: str, spec: str, fold: int, member: int) -> TrainConfig:
+def member_config(cfg: TrainConfig, group: str, spec: str, fold: int, member: int, tag: str = "") -> TrainConfig:
     """The config of one model of one fold: member 0 is exactly the single-model k-fold run."""
     split_seed = cfg.seed + fold if spec.startswith("random") else cfg.seed
-    name = f"{group}-fold{fold}" + (f"-m{member}" if member else "")
+    name = f"{group}-fold{fold}{tag}" + (f"-m{member}" if member else "")
     if member == 0:
         return dataclasses.replace(cfg, split=spec, seed=split_seed, name=name)
     return dataclasses.replace(cfg, split=spec, seed=split_seed + member * MEMBER_SEED_STEP, split_seed=split_seed,
@@ -103,13 +106,15 @@ def _mean_or_none(values) -> float | None:
 
 
 def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None, members: int = 1,
-              reuse: bool = True, log=print) -> dict:
-    """Train `folds` x `members` runs and write a summary json with mean, std and per-fold figures."""
+              input_sizes: list[int] | None = None, reuse: bool = True, log=print) -> dict:
+    """Train `folds` x `input_sizes` x `members` runs and write a summary json with mean, std and per-fold figures."""
     from .backbones import ModelConfigError
     from .training import train, validate_config
     if members < 1 or folds < 1:
         raise ModelConfigError(f"--folds {folds} --members {members}: both must be at least 1.")
-    validate_config(cfg)
+    sizes = list(dict.fromkeys(input_sizes or [cfg.input_size]))     # in the order given, each once
+    for size in sizes:
+        validate_config(dataclasses.replace(cfg, input_size=size))
     ds = load_dataset(cfg.data, cfg.image_size)          # loaded once, shared by every fold
     base_split = cfg.split if cfg.split not in ("auto", "official") else "subject-kfold"
     group = runstore.safe_slug(cfg.name or f"{cfg.backbone}-{Path(cfg.data).name}-kfold")
@@ -118,28 +123,33 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
     for fold in range(folds):
         spec = fold_spec(base_split, folds, fold)
         run_dirs = []
-        for member in range(members):
-            mcfg = member_config(cfg, group, spec, fold, member)
-            run_dir = find_completed(cfg.runs_dir, mcfg) if reuse else None
-            if run_dir is not None:   # its kfold tag stays that of the group that trained it
-                log(f"fold {fold}{f' member {member}' if members > 1 else ''}: reusing the completed run {run_dir}")
-            else:
-                run_dir = train(mcfg, dataset=ds)
-                if (runstore.read_json(Path(run_dir) / "run.json", {}) or {}).get("status") != "completed":
-                    raise KfoldStopped(f"fold {fold} was cancelled ({run_dir}), so the k-fold stopped with no "
-                                       "summary; run the same command again to go on: completed folds are reused.")
-                runstore.update_run(run_dir, kfold={"group": group, "fold": fold, "folds": folds, "member": member})
-            run_dirs.append(Path(run_dir))
+        for size in sizes:
+            tag = f"-{size}px" if len(sizes) > 1 else ""
+            for member in range(members):
+                mcfg = member_config(dataclasses.replace(cfg, input_size=size), group, spec, fold, member, tag)
+                which = f"{f' {size}px' if tag else ''}{f' member {member}' if members > 1 else ''}"
+                run_dir = find_completed(cfg.runs_dir, mcfg) if reuse else None
+                if run_dir is not None:   # its kfold tag stays that of the group that trained it
+                    log(f"fold {fold}{which}: reusing the completed run {run_dir}")
+                else:
+                    run_dir = train(mcfg, dataset=ds)
+                    if (runstore.read_json(Path(run_dir) / "run.json", {}) or {}).get("status") != "completed":
+                        raise KfoldStopped(f"fold {fold} was cancelled ({run_dir}), so the k-fold stopped with no "
+                                           "summary; run the same command again to go on: completed folds are reused.")
+                    runstore.update_run(run_dir, kfold={"group": group, "fold": fold, "folds": folds,
+                                                        "member": member, "input_size": size})
+                run_dirs.append(Path(run_dir))
+        ensemble = len(run_dirs) > 1
         runs = [runstore.read_json(d / "metrics.json", {}) or {} for d in run_dirs]
-        test = ensemble_metrics(run_dirs, ds.class_names) if members > 1 else runs[0].get("test", {})
+        test = ensemble_metrics(run_dirs, ds.class_names) if ensemble else runs[0].get("test", {})
         entry = {"fold": fold, "run": str(run_dirs[0]), "split": spec,
                  "test_accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
                  "train_accuracy": float(np.mean([m.get("train", {}).get("accuracy") or 0 for m in runs])),
                  # the fold's validation people (never its test people): what a recipe may be chosen by
-                 "val_accuracy": (ensemble_val_accuracy(run_dirs, ds, cfg.test_tta) if members > 1
+                 "val_accuracy": (ensemble_val_accuracy(run_dirs, ds, cfg.test_tta) if ensemble
                                   else _mean_or_none([m.get("val", {}).get("accuracy") for m in runs])),
                  "test_samples": test.get("num_samples")}
-        if members > 1:
+        if ensemble:
             entry["members"] = [str(d) for d in run_dirs]
             entry["member_accuracies"] = [m.get("test", {}).get("accuracy") for m in runs]
         per_fold.append(entry)
@@ -148,7 +158,7 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
     f1s = np.array([f["macro_f1"] for f in per_fold], dtype=float)
     summary = {
         "group": group, "data": cfg.data, "backbone": cfg.backbone, "weights": cfg.weights,
-        "split": base_split, "folds": folds, "members": members, "config": cfg.to_dict(),
+        "split": base_split, "folds": folds, "members": members, "input_sizes": sizes, "config": cfg.to_dict(),
         "mean_accuracy": float(accs.mean()), "std_accuracy": float(accs.std(ddof=1)) if folds > 1 else 0.0,
         "min_accuracy": float(accs.min()), "max_accuracy": float(accs.max()),
         "mean_val_accuracy": _mean_or_none(vals),

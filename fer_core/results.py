@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import runstore
-from .compare import comparison_table, kfold_summaries, model_size_bytes
+from .compare import comparison_table, input_sizes_label, kfold_summaries, model_size_bytes, models_per_fold
 
 BACKBONE_ORDER = ("fer_vgg", "custom_cnn", "vgg16", "vgg19", "resnet50v2", "mobilenetv2", "efficientnetb0")
 
@@ -87,13 +87,13 @@ def results_markdown(runs_dir, default_run: str = "default-fer_vgg-fer2013") -> 
         for g in proto:
             s = summaries[g]
             rows.append([g, s.get("weights", "").replace(str(runs_dir.resolve()) + "/", "runs/"), s.get("split"),
-                         s.get("folds"), s.get("members", 1), _fmt(s.get("mean_val_accuracy"), True),
+                         s.get("folds"), input_sizes_label(s), models_per_fold(s), _fmt(s.get("mean_val_accuracy"), True),
                          f"{_fmt(s['mean_accuracy'], True)} ± {_fmt(s['std_accuracy'], True)}",
                          f"{_fmt(s['min_accuracy'], True)}–{_fmt(s['max_accuracy'], True)}",
                          _fmt(s.get("mean_macro_f1"), True),
                          _fmt(s.get("train_seconds_all_runs") or s.get("seconds"), digits=0)])
         parts.append("### CK+48: transfer from FER2013 vs from scratch\n\n" + markdown(
-            rows, ["group", "weights", "split", "folds", "models per fold", "val accuracy (mean)",
+            rows, ["group", "weights", "split", "folds", "input px", "models per fold", "val accuracy (mean)",
                    "test accuracy (mean ± std)", "min–max",
                    "macro F1", "run seconds (all runs)"]))
 

@@ -204,7 +204,7 @@ def test_compare_page_compares_two_runs_and_a_kfold_summary(store, tiny_run):
     b = copy_run(tiny_run, store, "reference", keep_model=False)     # like a run committed without model.keras
     runstore.update_run(b, train_seconds=123.0)
     ma = runstore.read_json(a / "metrics.json")
-    summary = {"group": "tiny-kfold", "backbone": "fer_vgg", "data": str(tiny_run), "folds": 2,
+    summary = {"group": "tiny-kfold", "backbone": "fer_vgg", "data": str(tiny_run), "folds": 2, "input_sizes": [40, 48],
                "mean_accuracy": ma["test"]["accuracy"], "std_accuracy": 0.0, "mean_val_accuracy": ma["val"]["accuracy"],
                "mean_macro_f1": ma["test"]["macro_f1"],
                "std_macro_f1": 0.0, "per_fold": [{"fold": i, "run": str(d), "test_accuracy": ma["test"]["accuracy"],
@@ -226,7 +226,8 @@ def test_compare_page_compares_two_runs_and_a_kfold_summary(store, tiny_run):
     assert sum(f["data"][0]["type"] == "heatmap" for f in charts) == 2     # confusion matrices side by side
     assert any(len(f["data"]) == 2 and f["data"][0]["type"] == "bar" for f in charts)  # per-class F1, 2 runs
     kf = at.dataframe[1].value
-    assert list(kf["group"]) == ["tiny-kfold"] and kf["folds"][0] == 2 and kf["models per fold"][0] == 1
+    assert list(kf["group"]) == ["tiny-kfold"] and kf["folds"][0] == 2
+    assert kf["input size"][0] == "40, 48" and kf["models per fold"][0] == 2      # a multi-scale ensemble
     assert kf["mean val accuracy"][0] == pytest.approx(summary["mean_val_accuracy"])
 
     at.multiselect(key="compare_runs").set_value([a.name]).run()

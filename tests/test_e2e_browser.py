@@ -105,13 +105,20 @@ def test_analyze_labels_the_faces_of_an_uploaded_photo(server, page, photos, tin
 
 
 def test_webcam_processes_the_camera_live(server, page):
+    console = []                                 # the WebRTC component logs its connection states here
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     open_page(page, server.url + "/analyze")     # TensorFlow loads first, as when a user starts on Analyze
     open_page(page, server.url + "/webcam")
     assert_no_exception(page)
     player = page.frame_locator('iframe[title*="streamlit_webrtc"]').first
     player.get_by_role("button", name="START").click(timeout=60_000)
     line = page.get_by_text(re.compile(r"Processed frames: \d+"))
-    line.wait_for(timeout=90_000)
+    try:
+        line.wait_for(timeout=90_000)
+    except playwright_api.TimeoutError:          # say what the page, the browser and the server saw
+        pytest.fail("no processed frame 90 s after START.\n--- page:\n" + page.inner_text("body")[-1500:]
+                    + "\n--- browser console:\n" + "\n".join(console[-40:])
+                    + "\n--- server log:\n" + server.log_tail())
 
     def frames() -> tuple[int, int]:
         m = re.search(r"Processed frames: (\d+) .* faces: (\d+)", line.inner_text())

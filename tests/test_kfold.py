@@ -81,6 +81,22 @@ def test_an_ensemble_kfold_scores_the_mean_of_its_members_then_a_rerun_reuses_th
     assert r.returncode == 0, r.stderr[-2000:]
     assert "reusing" not in r.stdout and len(runstore.list_runs(tmp_path)) == 7
 
+    # a multi-scale ensemble: each fold's 32-px run is reused, a 40-px one is trained beside it
+    r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--input-sizes", "32,40", "--name", "ck-scales")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("reusing the completed run") == 2 and len(runstore.list_runs(tmp_path)) == 9
+    scales = runstore.read_json(tmp_path / "kfold-ck-scales.json")
+    assert scales["input_sizes"] == [32, 40]
+    for entry in scales["per_fold"]:
+        sizes = [runstore.read_json(Path(m) / "run.json")["config"]["input_size"] for m in entry["members"]]
+        assert sizes == [32, 40]
+        (truth, pa), (_, pb) = (_probs(Path(m)) for m in entry["members"])
+        classes = runstore.read_json(Path(entry["run"]) / "metrics.json")["class_names"]
+        assert entry["test_accuracy"] == float(np.mean([classes[i] == t for i, t in zip((pa + pb).argmax(1), truth)]))
+    from fer_core.results import results_markdown
+    row = next(line for line in results_markdown(tmp_path).splitlines() if line.startswith("| ck-scales |"))
+    assert "| 32, 40 | 2 |" in row
+
 
 def test_cancelling_a_fold_stops_the_kfold_with_no_summary(ckplus, tmp_path):
     """The Cancel button (or SIGTERM) on one fold's run must not leave the k-fold training the next folds."""
