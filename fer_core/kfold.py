@@ -2,10 +2,9 @@
 
 With members > 1 each fold trains that many models on the same split from different seeds and scores the
 mean of their test probabilities (an ensemble). With several input sizes each fold trains those models at
-every size (faces resized inside the model), a multi-scale ensemble: models that look at the same faces at
-different scales make more different mistakes than seeds do. A fold whose run already completed with the
-same config is reused, so an interrupted k-fold picks up where it stopped, and an ensemble reuses the
-single-model runs of each size.
+every size (faces resized inside the model): a multi-scale ensemble, whose members differ by more than
+their seed. A fold whose run already completed with the same config is reused, so an interrupted k-fold
+picks up where it stopped, and an ensemble reuses the single-model runs of each size.
 """
 
 from __future__ import annotations
