@@ -87,7 +87,8 @@ def results_markdown(runs_dir, default_run: str = "default-fer_vgg-fer2013") -> 
         for g in proto:
             s = summaries[g]
             rows.append([g, s.get("weights", "").replace(str(runs_dir.resolve()) + "/", "runs/"), s.get("split"),
-                         s.get("folds"), input_sizes_label(s), models_per_fold(s), _fmt(s.get("mean_val_accuracy"), True),
+                         s.get("folds"), input_sizes_label(s), models_per_fold(s),
+                         _fmt(s.get("mean_val_accuracy"), True),
                          f"{_fmt(s['mean_accuracy'], True)} ± {_fmt(s['std_accuracy'], True)}",
                          f"{_fmt(s['min_accuracy'], True)}–{_fmt(s['max_accuracy'], True)}",
                          _fmt(s.get("mean_macro_f1"), True),

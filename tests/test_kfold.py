@@ -82,7 +82,8 @@ def test_an_ensemble_kfold_scores_the_mean_of_its_members_then_a_rerun_reuses_th
     assert "reusing" not in r.stdout and len(runstore.list_runs(tmp_path)) == 7
 
     # a multi-scale ensemble: each fold's 32-px run is reused, a 40-px one is trained beside it
-    r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--input-sizes", "32,40", "--name", "ck-scales")
+    r = run_cli("kfold", "--data", ckplus, "--runs-dir", tmp_path, *QUICK, "--input-sizes", "32,40",
+                "--name", "ck-scales")
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("reusing the completed run") == 2 and len(runstore.list_runs(tmp_path)) == 9
     scales = runstore.read_json(tmp_path / "kfold-ck-scales.json")
