@@ -73,9 +73,10 @@ def kfold() -> None:
     if not summaries:
         st.caption("No k-fold summaries (runs/kfold-*.json, written by `python -m fer_core kfold`).")
         return
-    st.dataframe(pd.DataFrame(compare.kfold_table(summaries)), hide_index=True, column_config={
-        k: PCT for k in ("mean val accuracy", "mean accuracy", "std accuracy", "min accuracy", "max accuracy")},
-        key="kfold_table")
+    columns = {k: PCT for k in ("mean val accuracy", "mean accuracy", "std accuracy", "min accuracy", "max accuracy")}
+    columns["input size"] = st.column_config.TextColumn(width="medium")   # "40, 48, 56, 64" in full
+    st.dataframe(pd.DataFrame(compare.kfold_table(summaries)), hide_index=True, column_config=columns,
+                 key="kfold_table")
     for s in summaries:
         with st.expander(f"{s.get('group')}: per fold"):
             per_fold = pd.DataFrame(s["per_fold"])

@@ -53,5 +53,5 @@ def test_a_transfer_run_trained_with_jax_is_served_by_tensorflow(tiny_run, ckplu
     assert r.returncode == 0, r.stderr[-2000:]
     tf_test = json.loads(r.stdout)
     assert tf_test["num_samples"] == jax_test["num_samples"] > 50
-    # bfloat16 rounding may differ between backends: at most one face of ~100 may change its label
+    # bfloat16 rounding may differ between backends: the accuracies may differ by at most one face of ~100
     assert abs(tf_test["accuracy"] - jax_test["accuracy"]) <= 1 / jax_test["num_samples"] + 1e-9
