@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import UserError
 from .kerasenv import backend, keras
+from .layers import match_sharpness_layer
 
 # Layers that do not make a new feature map; the map *before* them is more detailed.
 _SKIP = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.Dropout,
@@ -71,6 +72,9 @@ class GradCam:
         self.conv_layer = last_conv_layer(self.features)
         conv_out = _layer_output_in(self.conv_layer, self.features)
         self._grad_model = keras.Model(self.features.input, [conv_out, self.features.output])
+        # the blur a model trained on smoothed faces applies before its features (--match-sharpness):
+        # without it the map would explain an answer the model never gives
+        self.blur = match_sharpness_layer(model)
         self.input_size = int(model.input_shape[1])
 
     def heatmaps(self, faces: np.ndarray, class_indices=None) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +84,8 @@ class GradCam:
         """
         import tensorflow as tf
         x = tf.convert_to_tensor(np.asarray(faces, np.float32))
+        if self.blur is not None:
+            x = self.blur(x, training=False)
         with tf.GradientTape() as tape:
             tape.watch(x)     # so the tape records the graph even when the weights are frozen
             conv, feats = self._grad_model(x, training=False)
@@ -87,6 +93,8 @@ class GradCam:
             idx = tf.argmax(probs, axis=-1) if class_indices is None else tf.constant(class_indices, tf.int64)
             score = tf.reduce_sum(tf.gather(probs, idx, axis=1, batch_dims=1))
         grads = tape.gradient(score, conv)                        # (N, h, w, C)
+        # float32: a mixed_bfloat16 model's maps are bfloat16, which NumPy/OpenCV cannot resize
+        conv, grads = tf.cast(conv, tf.float32), tf.cast(grads, tf.float32)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1)).numpy()   # (N, h, w)
         s = self.input_size
@@ -95,7 +103,7 @@ class GradCam:
             peak = float(c.max())
             if peak > 0:    # all-zero map: nothing pushed towards the class; leave it blank
                 out[i] = cv2.resize(c / peak, (s, s), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-        return out, probs.numpy()
+        return out, np.asarray(probs, np.float32)
 
 
 def overlay(face_bgr: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:

@@ -260,6 +260,21 @@ def test_gradcam_explains_the_predicted_class(recognizer, photo_bytes):
     assert overlay(crop, heat[0]).shape == crop.shape
 
 
+def test_gradcam_explains_the_committed_default_model(default_run, photo_bytes):
+    """The default model computes in bfloat16 and blurs faces first (--match-sharpness): Grad-CAM must
+    explain that model's own answer (it crashed on bfloat16 maps, and skipped the blur)."""
+    from fer_core import annotate
+    from fer_core.gradcam import GradCam
+    from fer_core.inference import EmotionRecognizer
+    recognizer = EmotionRecognizer.from_run(default_run)
+    x = annotate.model_inputs(recognizer, annotate.analyze_photo(recognizer, photo_bytes, PHOTO_NAME))
+    heat, probs = GradCam(recognizer.model).heatmaps(x)
+    own = np.asarray(recognizer.model(x, training=False), np.float32)
+    np.testing.assert_allclose(probs, own, atol=0.02)                 # bfloat16 rounding, no other difference
+    assert (probs.argmax(1) == own.argmax(1)).all()
+    assert heat.shape == (len(x), 48, 48) and np.isfinite(heat).all() and heat.max() == pytest.approx(1.0)
+
+
 def test_gradcam_reaches_into_a_nested_imagenet_base():
     """ImageNet backbones sit as a sub-model inside 'features'; Grad-CAM must take its call inside features."""
     from fer_core.backbones import build_model
