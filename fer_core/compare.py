@@ -72,6 +72,20 @@ def model_size_bytes(run: dict) -> int | None:
     return (run.get("metrics") or {}).get("model_bytes")
 
 
+def preselected(runs: list[dict], default_id: str, n: int = 4) -> list[str]:
+    """The Compare page's first choice: the app's default model, then the newest runs that are not
+    k-fold folds (folds are compared in the k-fold table), up to n.
+
+    Why: a fresh clone holds ~180 committed fold runs, and "the newest four" used to pick four of them.
+    A store of folds only falls back to the newest n.
+    """
+    standalone = sorted((r for r in runs if not (r.get("info") or {}).get("kfold")),
+                        key=lambda r: r.get("created") or "", reverse=True)
+    ids = [r["id"] for r in standalone if r["id"] == default_id]
+    ids += [r["id"] for r in standalone if r["id"] != default_id]
+    return ids[:n] or [r["id"] for r in runs[:n]]
+
+
 def comparison_table(runs: list[dict]) -> list[dict]:
     """The backbone comparison, one row per run, in COMPARE_COLUMNS order."""
     rows = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fer_core import compare, jobs, runstore
+from fer_core import compare, defaults, jobs, runstore
 from pages._common import ensure_app_navigation, runs_dir
 from pages._run_charts import confusion_figure, grouped_f1_figure, overlay_figure
 
@@ -18,13 +18,14 @@ PCT = st.column_config.NumberColumn(format="percent")
 
 
 def choose_runs(runs: list[dict]) -> list[dict]:
-    """Runs with an evaluation can be compared; the newest (up to 4) are preselected."""
+    """Runs with an evaluation can be compared; the default model and the newest runs are preselected."""
     evaluated = [r for r in runs if r["metrics"]]
     if not evaluated:
         st.info("No evaluated run yet: a run gets its metrics when training completes.")
         return []
     by_id = {r["id"]: r for r in evaluated}
-    chosen = st.multiselect("Runs to compare", list(by_id), default=list(by_id)[:4], key="compare_runs",
+    first = compare.preselected(evaluated, defaults.DEFAULT_RUN_ID)
+    chosen = st.multiselect("Runs to compare", list(by_id), default=first, key="compare_runs",
                             format_func=lambda i: f"{by_id[i]['name']} ({by_id[i]['backbone']}, {by_id[i]['dataset']})")
     return [by_id[i] for i in chosen]
 

@@ -1,8 +1,9 @@
 """The real app in a real browser: `streamlit run` + Debian's chromium through Playwright.
 
-Analyze: upload a real photo, see labelled faces. Webcam: chromium's fake camera plays a video
-made from a real face photo, START is clicked, and the processed-frame count rises (WebRTC over
-loopback, no STUN). Each page's screenshot is saved into docs/screenshots/.
+The server holds a copy of the committed default model, as a fresh clone does. Analyze: upload a
+real photo, see its smiling faces labelled happy. Webcam: chromium's fake camera plays a video made
+from a real face photo, START is clicked, and the processed-frame count rises (WebRTC over loopback,
+no STUN). Each page's screenshot is saved into docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from e2e_helpers import (StreamlitServer, assert_no_exception, launch_chromium, 
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-PHOTO = "2008_001322.jpg"
+PHOTO = "2008_001322.jpg"   # three smiling people; the detector finds the two nearest the camera
 VIEWPORT = {"width": 1400, "height": 1500}
 
 
@@ -36,8 +37,8 @@ def write_y4m(path, image_bgr: np.ndarray, frames: int = 30, size=(640, 480)) ->
 
 
 @pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    with StreamlitServer(runs_dir_with(tmp_path_factory.mktemp("e2e_runs"), tiny_run)) as s:
+def server(default_run, tmp_path_factory):
+    with StreamlitServer(runs_dir_with(tmp_path_factory.mktemp("e2e_runs"), default_run)) as s:
         yield s
 
 
@@ -64,11 +65,12 @@ def page(browser):
     ctx.close()
 
 
-def test_home_and_dataset_pages_render(server, page, tiny_run):
+def test_home_and_dataset_pages_render(server, page, default_run):
     open_page(page, server.url)
     assert_no_exception(page)
     page.get_by_text("Model in use").wait_for()
-    assert "tiny" in page.locator('[data-testid="stMetric"]').first.inner_text()
+    name = json.loads((default_run / "run.json").read_text())["name"]
+    assert name in page.locator('[data-testid="stMetric"]').first.inner_text()
     assert page.locator('[data-testid="stPageLink"]').count() == 6
     screenshot(page, "home")
 
@@ -81,7 +83,7 @@ def test_home_and_dataset_pages_render(server, page, tiny_run):
     screenshot(page, "dataset")
 
 
-def test_analyze_labels_the_faces_of_an_uploaded_photo(server, page, photos, tiny_run):
+def test_analyze_labels_the_faces_of_an_uploaded_photo(server, page, photos, default_run):
     open_page(page, server.url + "/analyze")
     page.locator('input[type="file"]').set_input_files(str(photos / PHOTO))
     page.get_by_text(re.compile(r"All faces \(\d+\)")).wait_for(timeout=120_000)
@@ -93,8 +95,9 @@ def test_analyze_labels_the_faces_of_an_uploaded_photo(server, page, photos, tin
     summary = page.locator('[data-testid="stMarkdownContainer"]', has_text=re.compile(r"face\(s\):")).inner_text()
     labels = re.findall(r"\d+: (\w+) \d+%", summary)
     assert len(labels) == n
-    classes = json.loads((tiny_run / "run.json").read_text())["class_names"]
+    classes = json.loads((default_run / "run.json").read_text())["class_names"]
     assert set(labels) <= set(classes), (labels, classes)
+    assert labels.count("happy") >= 2, f"the default model should see the two smiles: {summary}"
     table = page.locator('[data-testid="stDataFrame"]')
     assert table.count() == 1
     page.get_by_text("Why? Show where the model looked").click()
