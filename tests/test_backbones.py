@@ -192,3 +192,16 @@ def test_shortened_momentum_is_what_fit_uses(shorten):
     moving_mean = float(np.asarray(bn.moving_mean)[0])
     expected = 100 * (1 - (0.9 if shorten else 0.99) ** 20)  # 87.8 vs 18.2
     assert moving_mean == pytest.approx(expected, rel=0.02)
+
+
+def test_fer_vgg_wide_is_wider_than_fer_vgg_and_its_file_stays_under_10_mb(tmp_path):
+    """The issue caps the default model's file at 10 MB; the wide variant is the candidate for it."""
+    def conv_widths(name):
+        _, features, _ = build_model(name, 7, 48, 24, weights="none", augment=False)
+        return [l.filters for l in base_layers(features) if isinstance(l, keras.layers.Conv2D)]
+
+    assert conv_widths("fer_vgg") == [32, 32, 64, 64, 128, 128, 256, 256]
+    assert conv_widths("fer_vgg_wide") == [48, 48, 96, 96, 192, 192, 256, 256]
+    model, _, _ = build_model("fer_vgg_wide", 7, 48, 24, weights="none", augment=True, match_sigma=3.0)
+    model.save(tmp_path / "wide.keras")
+    assert (tmp_path / "wide.keras").stat().st_size < 10_000_000
