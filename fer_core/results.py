@@ -14,7 +14,8 @@ from . import runstore
 from .compare import comparison_table, input_sizes_label, kfold_summaries, model_size_bytes, models_per_fold
 from .defaults import DEFAULT_RUN_ID
 
-BACKBONE_ORDER = ("fer_vgg", "fer_vgg_wide", "custom_cnn", "vgg16", "vgg19", "resnet50v2", "mobilenetv2", "efficientnetb0")
+BACKBONE_ORDER = ("fer_vgg", "fer_vgg_wide", "custom_cnn", "vgg16", "vgg19", "resnet50v2", "mobilenetv2",
+                  "efficientnetb0")
 
 
 def _fmt(v, pct=False, digits=1):
