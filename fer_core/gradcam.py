@@ -1,8 +1,8 @@
 """Grad-CAM: which parts of a face made the model choose its emotion.
 
 Every model here is  input -> 'augmentation' (identity at inference) -> 'features' -> 'head'.
-We take the last convolutional feature map inside 'features' (the finest map that still
-knows about the whole face), get the gradient of the chosen class's probability with
+We take the last convolutional feature map inside 'features' that is still at least 6x6
+(late maps know most about the class; a 3x3 one cannot say which part of the face), get the gradient of the chosen class's probability with
 respect to it, and weight each channel by its mean gradient (Selvaraju et al., 2017).
 
 Uses tf.GradientTape, so it needs the TensorFlow backend (the app's default).
@@ -44,17 +44,25 @@ def _layer_output_in(layer, model):
     return layer.output
 
 
+MIN_MAP_SIDE = 6   # a coarser map (3x3 for a 24-px input) can only paint one blob over the whole face
+
+
 def last_conv_layer(features) -> keras.layers.Layer:
-    """The last layer of `features` that outputs a (N, H, W, C) map and is not pooling/dropout."""
-    for layer in reversed(features.layers):
+    """The last layer of `features` that outputs a (N, H, W, C) map of at least MIN_MAP_SIDE cells a side
+    and is not pooling/dropout (the last such layer of any size when none is that fine)."""
+    maps = []
+    for layer in features.layers:
         shape = getattr(layer, "output", None)
         shape = getattr(shape, "shape", None)
         if shape is None or len(shape) != 4 or isinstance(layer, _SKIP) or isinstance(layer, keras.layers.InputLayer):
             continue
         if layer.name in ("preprocess", "gray_to_rgb", "resize"):   # still pixels, not features
             continue
-        return layer
-    raise GradCamError("this model has no convolutional feature map to explain.")
+        maps.append((layer, shape[1]))
+    if not maps:
+        raise GradCamError("this model has no convolutional feature map to explain.")
+    fine = [layer for layer, side in maps if side is not None and side >= MIN_MAP_SIDE]
+    return fine[-1] if fine else maps[-1][0]
 
 
 class GradCam:
