@@ -104,7 +104,7 @@ def fer_vgg_base(x, widths=FER_VGG_WIDTHS["fer_vgg"]):
     the accuracy-per-FLOP sweet spot for FER2013 (VGG-style nets hold the published record).
     `fer_vgg_wide` widens the first three stages (48-96-192-256: ~2x the FLOPs, ~1.7 M params; the last
     stays at 256 to keep the file small). Tried as a default: the same train accuracy on FER2013 and
-    1.4 points less on PublicTest in the same hour (README), so capacity is not what the default lacks.
+    1.4 points less on PublicTest with 1.45x the training time (README), so capacity is not what the default lacks.
     """
     for i, f in enumerate(widths, start=1):
         x = _conv_bn(x, f, f"stage{i}a")

@@ -21,17 +21,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fer_core.datasets import load_dataset  # noqa: E402
 from fer_core.defaults import DEFAULT_RUN  # noqa: E402
 from fer_core.layers import match_sharpness_layer  # noqa: E402
+from fer_core.sharpness import mean_gradient  # noqa: E402
 from fer_core.training import load_model_safe  # noqa: E402
 
 
-def mean_gradient(faces: np.ndarray) -> float:
-    return float(np.abs(np.diff(faces.astype(np.float32), axis=2)).mean())
-
-
 def jpeg_round_trip(face: np.ndarray, quality: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", np.clip(face, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    _, buf = cv2.imencode(".jpg", np.clip(face, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
 
@@ -40,12 +38,11 @@ def main() -> None:
     p.add_argument("run", nargs="?", default=str(DEFAULT_RUN))
     p.add_argument("--data", default="../shared/data/fer2013")
     a = p.parse_args()
-    files = sorted(Path(a.data).glob("*/*/*.jpg"))
-    classes = sorted({f.parent.name for f in files})
-    val = [f for f in files if f.name.startswith("PublicTest_")]
-    train = [f for f in files if f.name.startswith("Training_")][::10]
-    x = np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in val]).astype(np.float32)
-    y = np.array([classes.index(f.parent.name) for f in val])
+    ds = load_dataset(a.data)              # image folders or fer2013.csv; val = PublicTest
+    if ds.splits is None or not (ds.splits == "val").any():
+        sys.exit(f"{a.data}: no validation part (PublicTest); this check needs FER2013's official split")
+    x = ds.images[ds.splits == "val"].astype(np.float32)
+    y = ds.labels[ds.splits == "val"]
     model = load_model_safe(Path(a.run) / "model.keras")
     blur = match_sharpness_layer(model)
     if blur is None:
@@ -57,9 +54,8 @@ def main() -> None:
         probs = model.predict(faces[..., None], batch_size=256, verbose=0)
         return float((probs.argmax(1) == y).mean())
 
-    train_grad = mean_gradient(np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in train]))
-    print(f"{a.run}: PublicTest {len(val)} faces; Training_* mean gradient {train_grad:.2f} "
-          f"(every 10th face), PublicTest {mean_gradient(x):.2f}")
+    print(f"{a.run}: PublicTest {len(x)} faces; mean gradient (1,000 faces) of the training part "
+          f"{mean_gradient(ds.images[ds.splits == 'train']):.2f}, of PublicTest {mean_gradient(x):.2f}")
     print(f"the model's own blur, sigma {own_sigma:g}: accuracy {accuracy(x, own_sigma):.4f}")
     for sigma in (own_sigma - 0.5, own_sigma, own_sigma + 0.5):
         blurred = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in x])
