@@ -57,6 +57,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fine-tune-layers", type=int, default=d.fine_tune_layers, help="top N base layers, -1 = all")
     p.add_argument("--fine-tune-epochs", type=int, default=d.fine_tune_epochs)
     p.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr)
+    p.add_argument("--label-mode", default=d.label_mode, choices=["majority", "probability"],
+                   help="FER+ only: train on majority labels or on the annotators' vote distribution "
+                        "(validation and test always use majority labels)")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--mixup", type=float, default=d.mixup, metavar="ALPHA",
                    help="blend pairs of training faces and their labels, weight ~ Beta(ALPHA, ALPHA); 0 = off")

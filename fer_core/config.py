@@ -50,6 +50,7 @@ class TrainConfig:
     max_train_seconds: float = 0.0    # wall-clock training budget (0 = none): fair backbone comparisons
     match_sharpness: str = "off"      # off | auto | SIGMA: blur faces at inference to the training faces' sharpness
     keep: str = "best"                # best | last: which epoch's weights become model.keras (see training.py)
+    label_mode: str = "majority"      # FER+: majority | probability (train on the annotators' vote distribution)
     test_tta: str = "off"             # off | flip | crops: test-time augmentation in the final val/test evaluation
 
     def to_dict(self) -> dict:

@@ -8,93 +8,23 @@ so every backbone sees the same input and a dataset of 36k faces fits in ~80 MB.
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from . import ferplus
 from .emotions import FER2013_CLASSES
-from .errors import UserError
+from .datasets_base import Dataset, DatasetError  # noqa: F401 (re-exported)
 from .images import IMAGE_EXTENSIONS, ImageError, read_image_file, to_gray
 from .progress import Progress
 
 FER_PREFIX_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 CKPLUS_SUBJECT = re.compile(r"^(S\d+)_")
-
-
-class DatasetError(UserError, ValueError):
-    """A dataset that cannot be used; the message names the problem and what to do."""
-
-
-@dataclass
-class Dataset:
-    images: np.ndarray                 # (N, S, S) uint8 grayscale
-    labels: np.ndarray                 # (N,) int, index into class_names
-    class_names: list[str]
-    sources: list[str]                 # file (relative to path) or "row N" per sample
-    format: str                        # fer2013-csv | fer2013-folders | ckplus | train-test-folders | image-folder
-    path: str
-    splits: np.ndarray | None = None   # (N,) "train"/"val"/"test" where the dataset defines them
-    groups: np.ndarray | None = None   # (N,) subject ids where known
-    problems: list[str] = field(default_factory=list)
-    original_sizes: Counter = field(default_factory=Counter)
-
-    @property
-    def name(self) -> str:
-        return Path(self.path).name
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def fingerprint(self) -> str:
-        """Stable id of the content's identity: sources and labels (cheap, no pixel hashing)."""
-        h = hashlib.sha1()
-        for s, y in zip(self.sources, self.labels):
-            h.update(f"{s}\t{int(y)}\n".encode())
-        return h.hexdigest()[:16]
-
-    def counts(self) -> dict:
-        """{split: {class: count}}; split 'all' when the dataset defines none."""
-        out: dict = {}
-        splits = self.splits if self.splits is not None else np.array(["all"] * len(self))
-        for sp in sorted(set(splits.tolist()), key=lambda s: ["train", "val", "test", "all"].index(s)
-                         if s in ("train", "val", "test", "all") else 9):
-            mask = splits == sp
-            c = Counter(self.labels[mask].tolist())
-            out[sp] = {name: int(c.get(i, 0)) for i, name in enumerate(self.class_names)}
-        return out
-
-    def sharpness(self) -> dict:
-        """Mean pixel gradient per split part: parts that differ a lot need --match-sharpness (see sharpness.py)."""
-        from .sharpness import mean_gradient
-        if self.splits is None:
-            return {"all": round(mean_gradient(self.images), 2)}
-        return {sp: round(mean_gradient(self.images[self.splits == sp]), 2)
-                for sp in ("train", "val", "test") if (self.splits == sp).any()}
-
-    def summary(self) -> dict:
-        counts = self.counts()
-        return {
-            "path": self.path,
-            "name": self.name,
-            "format": self.format,
-            "classes": self.class_names,
-            "num_samples": int(len(self)),
-            "split_totals": {sp: sum(c.values()) for sp, c in counts.items()},
-            "counts": counts,
-            "has_subjects": self.groups is not None,
-            "num_subjects": int(len(set(self.groups.tolist()))) if self.groups is not None else None,
-            "image_sizes": {f"{w}x{h}": n for (w, h), n in self.original_sizes.most_common(10)},
-            "sharpness": self.sharpness(),
-            "problems": self.problems,
-            "fingerprint": self.fingerprint(),
-        }
 
 
 # ---------------------------------------------------------------- detection
@@ -110,6 +40,10 @@ def detect_format(path: str | os.PathLike) -> str:
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"dataset path not found: {path}. Give a FER2013 csv, or a folder of class folders.")
+    if ferplus.is_ferplus_folder(p):
+        return "ferplus-folders"
+    if ferplus.ferplus_csv_in(p) is not None:
+        return "ferplus-csv"
     if p.is_file():
         if p.suffix.lower() == ".csv":
             return "fer2013-csv"
@@ -128,7 +62,7 @@ def detect_format(path: str | os.PathLike) -> str:
         return detect_format(subdirs[0])   # e.g. ckplus/ -> ckplus/CK+48/
     if not subdirs:
         raise DatasetError(f"{path} has no class sub-folders. Put each emotion's images in its own folder, "
-                           "e.g. {path}/happy/*.jpg.")
+                           f"e.g. {path}/happy/*.jpg.")
     for cd in subdirs:
         files = _image_files(cd)
         if files:
@@ -159,7 +93,7 @@ def _read_gray(path: Path, size: int):
     return img, (w, h), None
 
 
-def _read_many(files: list[Path], size: int, label: str, progress_cb=None):
+def read_many(files: list[Path], size: int, label: str, progress_cb=None):
     imgs, sizes, problems, ok = [], Counter(), [], []
     prog = Progress(f"loading {label}", len(files), callback=progress_cb)
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
@@ -195,7 +129,7 @@ def load_image_folder(path, size: int = 48, progress_cb=None) -> Dataset:
     if not files:
         raise DatasetError(f"no images found in the class folders of {path} "
                            f"(looked for {', '.join(IMAGE_EXTENSIONS)}).")
-    imgs, ok, sizes, read_problems = _read_many(files, size, root.name, progress_cb)
+    imgs, ok, sizes, read_problems = read_many(files, size, root.name, progress_cb)
     files = [files[i] for i in ok]
     labels = np.array([labels[i] for i in ok], dtype=np.int64)
     fmt = "ckplus" if files and all(CKPLUS_SUBJECT.match(f.name) for f in files) else "image-folder"
@@ -222,7 +156,7 @@ def load_train_test_folders(path, size: int = 48, progress_cb=None) -> Dataset:
     labels = train_labels + test_labels
     if not files:
         raise DatasetError(f"no images found under {root}/train and {root}/test.")
-    imgs, ok, sizes, read_problems = _read_many(files, size, root.name, progress_cb)
+    imgs, ok, sizes, read_problems = read_many(files, size, root.name, progress_cb)
     files = [files[i] for i in ok]
     labels = np.array([labels[i] for i in ok], dtype=np.int64)
     fer = all(f.name.split("_")[0] in FER_PREFIX_SPLIT for f in files)
@@ -285,9 +219,55 @@ def load_fer2013_csv(path, size: int = 48, progress_cb=None) -> Dataset:
                    Counter({(48, 48): len(imgs)}))
 
 
-def load_dataset(path, size: int = 48, progress_cb=None) -> Dataset:
+# ---------------------------------------------------------------- FER+ (votes: fer_core/ferplus.py)
+def load_ferplus_folders(root, size: int = 48, label_mode: str = "majority", progress_cb=None) -> Dataset:
+    """Microsoft's FER2013Train/Valid/Test folders, each with its images and label.csv."""
+    root = Path(root)
+    parts, problems = [], []
+    for folder, split in ferplus.FOLDER_SPLIT.items():
+        d = root / folder
+        if not (d / "label.csv").is_file():
+            raise DatasetError(f"{d}: no label.csv. A FER+ folder holds FER2013Train/, FER2013Valid/ and "
+                               "FER2013Test/, each with its images and Microsoft's label.csv.")
+        rows = ferplus.read_label_csv(d / "label.csv")
+        present = [(name, v) for name, v in rows if (d / name).is_file()]
+        if len(present) < len(rows):
+            problems.append(f"{folder}: {len(rows) - len(present)} faces in label.csv have no image file")
+        imgs, ok, _, read_problems = read_many([d / n for n, _ in present], size, folder, progress_cb)
+        problems += read_problems
+        parts.append((split, imgs, [present[i][1] for i in ok], [f"{folder}/{present[i][0]}" for i in ok]))
+    return ferplus.assemble(parts, label_mode, "ferplus-folders", str(root), problems)
+
+
+def load_ferplus_csv(new_csv, size: int = 48, label_mode: str = "majority", progress_cb=None) -> Dataset:
+    """Microsoft's fer2013new.csv (votes) + the Kaggle fer2013.csv beside it (pixels), joined by row order."""
+    new_csv = Path(new_csv)
+    pixels = load_fer2013_csv(ferplus.fer2013_csv_beside(new_csv), size, progress_cb)
+    row_of = {int(s.split()[1]): i for i, s in enumerate(pixels.sources)}   # "row N" of fer2013.csv
+    parts = {s: ([], [], []) for s in ("train", "val", "test")}
+    for line, usage, votes in ferplus.read_new_csv(new_csv):
+        if line not in row_of:
+            continue                               # that fer2013.csv row was unusable (listed in problems)
+        imgs, part_votes, sources = parts[usage]
+        imgs.append(pixels.images[row_of[line]])
+        part_votes.append(votes)
+        sources.append(f"row {line}")
+    return ferplus.assemble([(s, *parts[s]) for s in parts], label_mode, "ferplus-csv", str(new_csv),
+                            pixels.problems)
+
+
+def load_dataset(path, size: int = 48, progress_cb=None, label_mode: str = "majority") -> Dataset:
     """Any supported dataset, detected from its layout."""
     fmt = detect_format(path)
+    if label_mode not in ferplus.LABEL_MODES:
+        raise DatasetError(f"unknown label mode '{label_mode}'; use {' or '.join(ferplus.LABEL_MODES)}.")
+    if label_mode != "majority" and not fmt.startswith("ferplus"):
+        raise DatasetError(f"label mode '{label_mode}' needs annotator votes, which only FER+ has; {path} is "
+                           f"{fmt}. Use label mode majority, or point --data at a FER+ folder.")
+    if fmt == "ferplus-folders":
+        return load_ferplus_folders(path, size, label_mode, progress_cb)
+    if fmt == "ferplus-csv":
+        return load_ferplus_csv(ferplus.ferplus_csv_in(Path(path)), size, label_mode, progress_cb)
     if fmt == "fer2013-csv":
         ds = load_fer2013_csv(path, size, progress_cb)
     elif fmt in ("fer2013-folders", "train-test-folders"):

@@ -114,7 +114,7 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
     sizes = list(dict.fromkeys(input_sizes or [cfg.input_size]))     # in the order given, each once
     for size in sizes:
         validate_config(dataclasses.replace(cfg, input_size=size))
-    ds = load_dataset(cfg.data, cfg.image_size)          # loaded once, shared by every fold
+    ds = load_dataset(cfg.data, cfg.image_size, label_mode=cfg.label_mode)   # loaded once, shared by every fold
     base_split = cfg.split if cfg.split not in ("auto", "official") else "subject-kfold"
     group = runstore.safe_slug(cfg.name or f"{cfg.backbone}-{Path(cfg.data).name}-kfold")
     per_fold = []

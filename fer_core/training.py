@@ -516,7 +516,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = Fa
 def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, cancel_flag):
     keras.utils.set_random_seed(cfg.seed)
     keras.mixed_precision.set_global_policy(cfg.precision)
-    ds = dataset or load_dataset(cfg.data, cfg.image_size, None)
+    ds = dataset or load_dataset(cfg.data, cfg.image_size, None, label_mode=cfg.label_mode)
     for p in ds.problems:
         log(f"dataset note: {p}")
     check_trainable(ds)
@@ -557,7 +557,8 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, log, ca
             + (" (tuned on the validation part after training)" if tune_on_val else ""))
 
     x_all = to_model_input(ds.images)
-    y_all = keras.utils.to_categorical(ds.labels, k).astype("float32")
+    # FER+ in probability mode trains on the annotators' vote distribution; every other dataset on one-hot labels
+    y_all = ds.targets if ds.targets is not None else keras.utils.to_categorical(ds.labels, k).astype("float32")
     x_tr, y_tr = x_all[train_idx], y_all[train_idx]
     x_va, y_va = x_all[val_idx], y_all[val_idx]
     cw = class_weight_dict(ds.labels[train_idx], k) if cfg.class_weights else None
