@@ -123,6 +123,21 @@ def _load_class_folders(root: Path, size: int, progress_cb=None):
     return files, labels, class_names, problems
 
 
+SPLIT_WORDS = re.compile(r"(^|[^a-z])(train|training|test|testing|val|valid|validation|publictest|privatetest)"
+                         r"($|[^a-z])", re.IGNORECASE)
+
+
+def split_name_warnings(class_names: list[str]) -> list[str]:
+    """Folders named like split parts, read as classes, make a classifier of 'train' vs 'test': say so."""
+    looks = [c for c in class_names if SPLIT_WORDS.search(c.replace("FER2013", "_"))]
+    if not looks:
+        return []
+    return [f"the sub-folders {', '.join(looks)} look like split names, not emotions, so they were read as "
+            "classes. Point at a folder whose sub-folders are the emotions (e.g. train/ with train/happy/...), "
+            "use a train/ + test/ pair of class folders, or Microsoft's FER+ layout with all three of "
+            "FER2013Train/, FER2013Valid/ and FER2013Test/."]
+
+
 def load_image_folder(path, size: int = 48, progress_cb=None) -> Dataset:
     root = _descend_single(Path(path))
     files, labels, class_names, problems = _load_class_folders(root, size)
@@ -132,6 +147,7 @@ def load_image_folder(path, size: int = 48, progress_cb=None) -> Dataset:
     imgs, ok, sizes, read_problems = read_many(files, size, root.name, progress_cb)
     files = [files[i] for i in ok]
     labels = np.array([labels[i] for i in ok], dtype=np.int64)
+    problems += split_name_warnings(class_names)
     fmt = "ckplus" if files and all(CKPLUS_SUBJECT.match(f.name) for f in files) else "image-folder"
     groups = np.array([CKPLUS_SUBJECT.match(f.name).group(1) for f in files]) if fmt == "ckplus" else None
     return Dataset(np.stack(imgs) if imgs else np.zeros((0, size, size), np.uint8), labels, class_names,

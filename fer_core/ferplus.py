@@ -55,29 +55,31 @@ def majority_label(votes) -> int:
 def soft_target(votes) -> np.ndarray | None:
     """The vote distribution over the 8 emotions, as Microsoft's 'probability' mode builds it; None = left out.
 
-    Up to three top emotions are kept until they hold 75% of the votes; a face is left out when they hold
-    half of the votes or less, or when unknown/NF is among the top (as the reference code does).
+    A port of the reference loop: the top emotions (ties in column order) are taken until they hold 75% of
+    the votes or three are taken; meeting unknown/NF among them stops the loop (it is kept only when it came
+    first, and then the face is left out). Half of the votes or less taken, or more than three: left out.
     """
     raw = _drop_single_votes(votes)
     total = raw.sum()
     if total <= 0:
         return None
     kept = np.zeros_like(raw)
-    count, part = 0, 0.0
-    while part < 0.75 * total and count < 3:
+    part, count, valid = 0.0, 0, True
+    while part < 0.75 * total and count < 3 and valid:
         top = raw.max()
-        if top <= 0:
-            break
-        ties = np.flatnonzero(raw == top)
-        if (ties >= EMOTION_VOTES).any():
-            if kept.sum() == 0:
-                return None                          # unknown / not a face is the top answer
-            break
-        kept[ties] = top
-        raw[ties] = 0.0
-        part += top * len(ties)
-        count += len(ties)
-    if kept.sum() <= 0.5 * total or count > 3:
+        for i in range(len(raw)):
+            if raw[i] != top:
+                continue
+            kept[i], raw[i] = top, 0.0
+            part += top
+            count += 1
+            if i >= EMOTION_VOTES:                   # unknown or not a face among the top votes
+                valid = False
+                if kept.sum() > top:                 # emotions came before it: drop only the unknown/NF
+                    kept[i] = 0.0
+                    count -= 1
+                break
+    if kept.sum() <= 0.5 * total or count > 3 or kept[:EMOTION_VOTES].sum() <= 0 or kept.argmax() >= EMOTION_VOTES:
         return None
     emotions = kept[:EMOTION_VOTES]
     return (emotions / emotions.sum()).astype(np.float32)
