@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.runs.defaults import DEFAULT_RUN
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FER_SHARED_DATA", REPO.parent / "shared" / "data"))
 PHOTOS = SHARED / "photos"
 FER2013 = SHARED / "fer2013"
 CKPLUS = SHARED / "ckplus" / "CK+48"
-DEFAULT_RUN = REPO / "runs" / "default-fer_vgg-fer2013"
+
 
 
 def parser(description: str, run_dir: bool = True) -> argparse.ArgumentParser:
@@ -27,6 +29,7 @@ def parser(description: str, run_dir: bool = True) -> argparse.ArgumentParser:
         p.add_argument("run_dir", nargs="?", default=str(DEFAULT_RUN),
                        help=f"run folder with model.keras (default: {DEFAULT_RUN.relative_to(REPO)})")
     p.add_argument("--quick", action="store_true", help="a shortened run (smoke tests); figures are rough")
+    p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar"], help="our face detector")
     return p
 
 
@@ -68,7 +71,7 @@ def cpu_flags() -> str:
 
 def print_machine() -> None:
     """The machine line every benchmark prints, so figures can be compared fairly."""
-    from fer_core.kerasenv import library_versions
+    from fer_core.model.kerasenv import library_versions
     v = library_versions()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -95,7 +98,7 @@ def photo_paths() -> list[Path]:
 
 
 def read_bgr(path: Path) -> np.ndarray:
-    from fer_core.images import read_image_file
+    from fer_core.data.images import read_image_file
     return read_image_file(path)
 
 

@@ -41,7 +41,7 @@ def image_folder(root, per_class: int, seed: int = 0):
 
 class EpochTimes:
     def __init__(self):
-        from fer_core.kerasenv import keras
+        from fer_core.model.kerasenv import keras
 
         class CB(keras.callbacks.Callback):
             def on_epoch_begin(cb, epoch, logs=None):
@@ -54,13 +54,13 @@ class EpochTimes:
 
 
 def compare(name: str, x, y, epochs: int, batch: int) -> None:
-    from fer_core.backbones import build_model, freeze_base
-    from fer_core.kerasenv import keras
-    from fer_core.training import compute_features, fit_head_on_features
+    from fer_core.model.backbones import build_model, freeze_base
+    from fer_core.model.kerasenv import keras
+    from fer_core.train.frozen import compute_features, fit_head_on_features
     n_test = max(len(x) // 5, 1)
     x_tr, y_tr, x_te, y_te = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
     keras.utils.set_random_seed(7)
-    model, features, head = build_model("vgg16", y.shape[1], 48, 48, "none", dropout=0.0, augment=False)
+    model, features, head = build_model("vgg16", y.shape[1], image_size=48, input_size=48, weights="none", dropout=0.0, augment=False)
     freeze_base(features)
     start = [w.copy() for w in head.get_weights()]
 

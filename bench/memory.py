@@ -20,8 +20,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     run = check_run(a.run_dir)
     from bench.pipeline import drifting_frames
-    from fer_core.inference import EmotionRecognizer
-    from fer_core.video import FramePipeline
+    from fer_core.serve.recognizer import EmotionRecognizer
+    from fer_core.serve.video import FramePipeline
     print_machine()
     rec = EmotionRecognizer.from_run(run)
     print(f"model: {run} (engine {rec.engine})")

@@ -34,7 +34,7 @@ def drifting_frames(photos: list[np.ndarray], total: int, per_scene: int):
 
 def bench_webcam(rec, photos, frames: int, per_scene: int, detect_every: int, background: bool = False) -> None:
     """Frames back to back; frames/s is over the whole wall-clock time (a background search counts)."""
-    from fer_core.video import FramePipeline
+    from fer_core.serve.video import FramePipeline
     pipe = FramePipeline(rec, detect_every=detect_every, background_detect=background)
     for f in drifting_frames(photos, 10, 5):       # warm-up: first calls allocate buffers
         pipe.process(f)
@@ -59,7 +59,7 @@ def bench_webcam(rec, photos, frames: int, per_scene: int, detect_every: int, ba
 
 
 def bench_photo(rec, photos_full, repeats: int) -> None:
-    from fer_core.inference import draw_faces
+    from fer_core.serve.recognizer import draw_faces
     times, n_faces = [], []
     for img in photos_full:
         big = cv2.resize(img, (4000, 3000), interpolation=cv2.INTER_CUBIC)
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
                    help="auto: what the app uses (LiteRT when export.json allows); keras: force the Keras model")
     a = p.parse_args(argv)
     run = check_run(a.run_dir)
-    from fer_core.inference import EmotionRecognizer
+    from fer_core.serve.recognizer import EmotionRecognizer
     print_machine()
     rec = EmotionRecognizer.from_run(run, prefer_tflite=a.engine == "auto")
     print(f"model: {run} (engine {rec.engine})")

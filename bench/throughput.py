@@ -46,8 +46,9 @@ def latency_ms(fn, x: np.ndarray, batch: int, calls: int) -> float:
 def main(argv=None) -> int:
     a = parser(__doc__.splitlines()[0]).parse_args(argv)
     run = check_run(a.run_dir)
-    from fer_core.export import float32_copy
-    from fer_core.inference import EmotionRecognizer, make_predict_fn, make_tflite_fn
+    from fer_core.model.predict import make_predict_fn, make_tflite_fn
+    from fer_core.serve.export import float32_copy
+    from fer_core.serve.recognizer import EmotionRecognizer
     print_machine()
     x = load_crops(512 if a.quick else 3589)
     seconds = 1.0 if a.quick else 5.0

@@ -1,4 +1,5 @@
-"""`python -m fer_core COMMAND ...`: dataset, train, resume, evaluate, runs, predict, kfold, results, export.
+"""`python -m fer_core COMMAND ...`: dataset, train, resume, run, evaluate, runs, predict, video, kfold, results,
+export.
 
 Errors a user can fix print one line (`error: ...`) and exit non-zero; no tracebacks
 unless FER_DEBUG=1.
@@ -10,9 +11,9 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
-from .config import DEFAULT_RUNS_DIR, TrainConfig
+from fer_core.config import DEFAULT_RUNS_DIR, TrainConfig, options
+from fer_core.runs import store as runstore
 
 
 def _bool(s: str) -> bool:
@@ -35,52 +36,19 @@ def _sizes(s: str) -> list[int]:
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
-    p.add_argument("--data", required=True, help="dataset: FER2013 csv, FER2013 folders, CK+48, or class folders")
-    p.add_argument("--backbone", default=d.backbone)
-    p.add_argument("--weights", default=d.weights, help="imagenet | none | PATH | run:RUN_DIR")
-    p.add_argument("--split", default=d.split, help="official | subject-kfold:K:FOLD | random:FRACTION | auto")
-    p.add_argument("--input-size", type=int, default=d.input_size, help="0 = the backbone's default")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=d.learning_rate)
-    p.add_argument("--optimizer", default=d.optimizer, choices=["adam", "sgd"])
-    p.add_argument("--schedule", default=d.schedule, choices=["plateau", "cosine", "constant"])
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--head-units", type=int, default=d.head_units)
-    p.add_argument("--augment", type=_bool, default=d.augment, metavar="on|off")
-    p.add_argument("--class-weights", type=_bool, default=d.class_weights, metavar="on|off")
-    p.add_argument("--early-stopping", type=int, default=d.early_stopping, help="patience in epochs, 0 = off")
-    p.add_argument("--freeze-base", type=_bool, default=d.freeze_base, metavar="on|off")
-    p.add_argument("--feature-cache", type=_bool, default=d.feature_cache, metavar="on|off")
-    p.add_argument("--fine-tune-layers", type=int, default=d.fine_tune_layers, help="top N base layers, -1 = all")
-    p.add_argument("--fine-tune-epochs", type=int, default=d.fine_tune_epochs)
-    p.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr)
-    p.add_argument("--label-mode", default=d.label_mode, choices=["majority", "probability"],
-                   help="FER+ only: train on majority labels or on the annotators' vote distribution "
-                        "(validation and test always use majority labels)")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--mixup", type=float, default=d.mixup, metavar="ALPHA",
-                   help="blend pairs of training faces and their labels, weight ~ Beta(ALPHA, ALPHA); 0 = off")
-    p.add_argument("--max-samples", type=int, default=d.max_samples, help="quick trials: cap the training part")
-    p.add_argument("--eval-samples", type=int, default=d.eval_samples,
-                   help="cap on validation and test faces: -1 = max-samples/4, 0 = all")
-    p.add_argument("--strategy", default=d.strategy, choices=["none", "mirrored", "multiworker"])
-    p.add_argument("--precision", default=d.precision, choices=["float32", "mixed_bfloat16"])
-    p.add_argument("--match-sharpness", default=d.match_sharpness,
-                   help="off | auto | SIGMA: blur faces at inference to the training faces' sharpness "
-                        "(auto picks sigma on the validation part)")
-    p.add_argument("--keep", default=d.keep, choices=["best", "last"],
-                   help="model.keras = the best validation epoch, or the last one (small validation sets: "
-                        "a schedule run to its end beats picking an epoch on a few dozen faces)")
-    p.add_argument("--test-tta", default=d.test_tta, choices=["off", "flip", "crops"],
-                   help="the final val/test figures average each face with its mirror (flip) or ten crops")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--max-train-seconds", type=float, default=d.max_train_seconds,
-                   help="stop training after this many seconds (same budget for every backbone)")
-    p.add_argument("--name", default="")
-    p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    """One flag per TrainConfig option, generated from its declaration (fer_core/config.py)."""
+    for name, (f, opt) in options().items():
+        flag = "--" + name.replace("_", "-")
+        kwargs = dict(dest=name, default=f.default, help=opt.help)
+        if name == "data":
+            kwargs.update(required=True, default=None)
+        if isinstance(f.default, bool):
+            kwargs.update(type=_bool, metavar=opt.metavar or "on|off")
+        elif isinstance(f.default, (int, float)):
+            kwargs.update(type=type(f.default), metavar=opt.metavar)
+        if opt.choices:
+            kwargs["choices"] = list(opt.choices)
+        p.add_argument(flag, *opt.flags, **kwargs)
 
 
 def config_from_args(a) -> TrainConfig:
@@ -88,9 +56,23 @@ def config_from_args(a) -> TrainConfig:
     return TrainConfig(**{k: getattr(a, k) for k in fields if hasattr(a, k)})
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition studio")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from fer_core.serve.detectors import DEFAULT_DETECTOR, DETECTORS
+    p.add_argument("--run", default=None, help="run folder of the model (default: the app's default model)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
+    p.add_argument("--min-face-size", type=int, default=20, help="smallest face in pixels")
+    p.add_argument("--sensitivity", type=float, default=0.5, help="0..1: higher finds more faces, and more false ones")
+
+
+def _recognizer(a):
+    from fer_core.runs.defaults import DEFAULT_RUN
+    from fer_core.serve.detectors import make_detector
+    from fer_core.serve.recognizer import EmotionRecognizer
+    return EmotionRecognizer.from_run(a.run or DEFAULT_RUN, make_detector(a.detector, a.min_face_size,
+                                                                          a.sensitivity))
+
+
+def _training_commands(sub) -> None:
 
     p = sub.add_parser("dataset", help="what a dataset holds: format, classes, counts, problems")
     p.add_argument("path")
@@ -102,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
     p.add_argument("run_dir")
+
+    p = sub.add_parser("run", help="train a queued run folder as its run.json says (what the queue starts)")
+    p.add_argument("run_dir")
+    p.add_argument("--resume", action="store_true", help="continue from its last checkpoint")
 
     p = sub.add_parser("evaluate", help="re-evaluate a stored model, also on another dataset")
     p.add_argument("run_dir")
@@ -116,12 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("predict", help="faces and emotions in images")
-    p.add_argument("--run", required=True)
-    p.add_argument("images", nargs="+")
+
+def _inference_commands(sub) -> None:
+    p = sub.add_parser("predict", help="faces and emotions in images, or in every image of folders")
+    p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
+    _add_model_args(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--csv", default=None, help="write one CSV row per face of every image to this file")
     p.add_argument("--no-detect", action="store_true", help="treat each image as one face crop")
 
+    p = sub.add_parser("video", help="faces and emotions through a video file: annotated copy and/or CSV")
+    p.add_argument("input")
+    _add_model_args(p)
+    p.add_argument("--out", default=None, help="annotated video to write (.mp4 = H.264, .webm = VP8)")
+    p.add_argument("--csv", default=None, help="one row per frame and face: time, face id, box, probabilities")
+    p.add_argument("--every", type=int, default=1, help="analyse every N-th frame (the others keep its boxes)")
+
+
+def _report_commands(sub) -> None:
     p = sub.add_parser("results", help="the README's results tables (Markdown) from the run store")
     p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
 
@@ -142,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="tflite", choices=["tflite"])
     p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"])
     p.add_argument("--data", default=None, help="dataset for int8 calibration and the accuracy check")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition studio")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _training_commands(sub)
+    _inference_commands(sub)
+    _report_commands(sub)
     return parser
 
 
@@ -155,18 +161,18 @@ def main(argv=None) -> int:
     except Exception as e:  # one clear line for the user; the details are in the run's train.log
         if os.environ.get("FER_DEBUG"):
             raise
-        from .errors import UserError
+        from fer_core.errors import UserError
         msg = str(e) if isinstance(e, (UserError, FileNotFoundError)) else f"{type(e).__name__}: {e}"
         print(f"error: {msg}", file=sys.stderr)
         return 2
     finally:
-        if args.command in ("train", "resume"):
+        if args.command in ("train", "resume", "run"):
             _start_next_queued()
 
 
 def _start_next_queued() -> None:
     """A training launched by the queue hands on to the next queued run, whatever its own outcome."""
-    from .jobs import start_next_queued
+    from fer_core.runs.queue import start_next_queued
     try:
         for run_dir in start_next_queued():
             print(f"queue: started {run_dir}", file=sys.stderr)
@@ -177,7 +183,8 @@ def _start_next_queued() -> None:
 
 # ---------------------------------------------------------------- commands
 def cmd_dataset(a) -> int:
-    from .datasets import load_dataset
+    from fer_core.data.datasets import load_dataset
+    from fer_core.data.sharpness import GAP_WARNING
     ds = load_dataset(a.path)
     s = ds.summary()
     if a.json:
@@ -192,40 +199,52 @@ def cmd_dataset(a) -> int:
     print("image sizes: " + ", ".join(f"{k} ({v})" for k, v in s["image_sizes"].items()))
     sharp = s["sharpness"]
     print("sharpness (mean pixel gradient): " + ", ".join(f"{k} {v:g}" for k, v in sharp.items()))
-    if "train" in sharp and sharp["train"] > 0 and max(sharp.values()) / sharp["train"] >= 1.5:
-        print("problem: the training faces are much smoother than the others; a model trained on them fails on "
-              "sharp faces unless you train with --match-sharpness auto")
+    if "train" in sharp and sharp["train"] > 0 and max(sharp.values()) / sharp["train"] >= GAP_WARNING:
+        print("problem: the training faces are much smoother than the others (were they blurred or re-compressed?); "
+              "a model trained on them fails on sharp faces. Use a copy with the original pixels.")
     for p in s["problems"]:
         print(f"problem: {p}")
     return 0
 
 
 def cmd_train(a) -> int:
-    from .datasets import detect_format
+    from fer_core.data.datasets import detect_format
     cfg = config_from_args(a)
     detect_format(cfg.data)   # a wrong --data path: one clear line, before TensorFlow starts logging
-    from .training import train
+    from fer_core.train.loop import train
     run_dir = train(cfg, run_dir=a.run_dir)
-    from .runstore import read_json
-    status = (read_json(Path(run_dir) / "run.json", {}) or {}).get("status")
+    from fer_core.runs.store import read_json
+    status = (read_json(runstore.run_json_path(run_dir), {}) or {}).get("status")
     print(run_dir)
     return 0 if status == "completed" else 3
 
 
 def cmd_resume(a) -> int:
-    from .runstore import read_json
-    from .training import train
-    info = read_json(Path(a.run_dir) / "run.json", None)
+    return _train_from_folder(a.run_dir, resume=True)
+
+
+def cmd_run(a) -> int:
+    """What the queue starts: the run folder's own run.json says what to train; stderr is its train.log."""
+    from fer_core.runs.quiet import filter_stderr
+    filter_stderr()
+    return _train_from_folder(a.run_dir, resume=a.resume)
+
+
+def _train_from_folder(run_dir: str, resume: bool) -> int:
+    from fer_core.runs.store import RunStoreError, read_json, run_json_path
+    from fer_core.train.loop import train
+    info = read_json(run_json_path(run_dir), None)
     if not info or "config" not in info:
-        from .runstore import RunStoreError
-        raise RunStoreError(f"{a.run_dir} has no readable run.json; it cannot be resumed")
-    run_dir = train(TrainConfig.from_dict(info["config"]), run_dir=a.run_dir, resume=True)
+        raise RunStoreError(f"{run_dir} has no readable run.json with a config; it cannot be "
+                            f"{'resumed' if resume else 'trained'}")
+    train(TrainConfig.from_dict(info["config"]), run_dir=run_dir, resume=resume)
     print(run_dir)
-    return 0
+    status = (read_json(run_json_path(run_dir), {}) or {}).get("status")
+    return 0 if status == "completed" else 3
 
 
 def cmd_evaluate(a) -> int:
-    from .evaluate_run import evaluate_run
+    from fer_core.report.evaluate import evaluate_run
     result = evaluate_run(a.run_dir, data=a.data, split=a.split, tta=a.tta, save=a.save)
     if a.json:
         print(json.dumps(result, indent=2))
@@ -243,7 +262,7 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_runs(a) -> int:
-    from .runstore import list_runs
+    from fer_core.runs.store import list_runs
     runs = list_runs(a.runs_dir)
     if a.json:
         print(json.dumps([{k: v for k, v in r.items() if k not in ("info", "metrics")} for r in runs], indent=2))
@@ -260,17 +279,17 @@ def cmd_runs(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from .images import ImageError, read_image_file
-    from .inference import EmotionRecognizer
-    rec = EmotionRecognizer.from_run(a.run)
+    from fer_core.data.images import ImageError, image_files_in, read_image_file
+    rec = _recognizer(a)
     results = []
-    for path in a.images:
+    for path in image_files_in(a.images):
         try:
-            img = read_image_file(path)
-            faces = rec.analyze(img, detect=not a.no_detect)
-            results.append({"image": path, "faces": [f.to_dict() for f in faces], "error": None})
+            faces = rec.analyze(read_image_file(path), detect=not a.no_detect)
+            results.append({"image": str(path), "faces": [f.to_dict() for f in faces], "error": None})
         except ImageError as e:
-            results.append({"image": path, "faces": [], "error": str(e)})
+            results.append({"image": str(path), "faces": [], "error": str(e)})
+    if a.csv:
+        _write_predictions_csv(a.csv, results, rec.class_names)
     if a.json:
         print(json.dumps(results, indent=2))
     else:
@@ -281,17 +300,49 @@ def cmd_predict(a) -> int:
                 print(f"{r['image']}: no face found (try --no-detect for a face crop)")
             for i, f in enumerate(r["faces"], 1):
                 print(f"{r['image']}: face {i} at {tuple(f['box'])}: {f['emotion']} {f['confidence']:.0%}")
-    return 0 if all(r["error"] is None for r in results) else 1
+        if a.csv:
+            print(f"{sum(len(r['faces']) for r in results)} faces of {len(results)} images written to {a.csv}")
+    return 0 if results and all(r["error"] is None for r in results) else 1
+
+
+def _write_predictions_csv(path: str, results: list[dict], classes: list[str]) -> None:
+    import csv
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "face", "x", "y", "width", "height", "emotion", "confidence", "error",
+                    *[f"p_{c}" for c in classes]])
+        for r in results:
+            if r["error"] or not r["faces"]:
+                w.writerow([r["image"], "", "", "", "", "", "", "", r["error"] or "no face found", *[""] * len(classes)])
+            for i, face in enumerate(r["faces"], 1):
+                w.writerow([r["image"], i, *face["box"], face["emotion"], face["confidence"], "",
+                            *[face["probabilities"].get(c, "") for c in classes]])
+
+
+def cmd_video(a) -> int:
+    from fer_core.serve.video_file import analyze_video, probe
+    if not a.out and not a.csv:
+        print("error: nothing to write: give --out annotated.mp4 and/or --csv per_frame.csv", file=sys.stderr)
+        return 2
+    info = probe(a.input)     # a bad file: one clear line before the model loads
+    print(f"{a.input}: {info.width}x{info.height}, {info.fps:.1f} frames/s, {info.frames} frames "
+          f"({info.seconds:.0f} s)", file=sys.stderr)
+    summary = analyze_video(a.input, _recognizer(a), a.out, a.csv, a.every, stream=sys.stderr)
+    for w in summary.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{summary.frames_read} frames read, {summary.frames_analysed} analysed, {summary.faces_seen} faces "
+          f"followed, {summary.face_rows} CSV rows" + "".join(f"; wrote {p}" for p in (a.out, a.csv) if p))
+    return 0
 
 
 def cmd_results(a) -> int:
-    from .results import results_markdown
+    from fer_core.report.results import results_markdown
     print(results_markdown(a.runs_dir))
     return 0
 
 
 def cmd_kfold(a) -> int:
-    from .kfold import run_kfold
+    from fer_core.train.kfold import run_kfold
     summary = run_kfold(config_from_args(a), a.folds, a.summary, members=a.members, input_sizes=a.input_sizes,
                         reuse=a.reuse)
     members = f" x {a.members} members" if a.members > 1 else ""
@@ -304,11 +355,11 @@ def cmd_kfold(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from .export import export_tflite
+    from fer_core.serve.export import export_tflite
     result = export_tflite(a.run_dir, quantize=a.quantize, data=a.data)
     print(json.dumps(result, indent=2))
     return 0
 
 
-COMMANDS = {"dataset": cmd_dataset, "train": cmd_train, "resume": cmd_resume, "evaluate": cmd_evaluate,
+COMMANDS = {"dataset": cmd_dataset, "train": cmd_train, "resume": cmd_resume, "run": cmd_run, "video": cmd_video, "evaluate": cmd_evaluate,
             "runs": cmd_runs, "predict": cmd_predict, "kfold": cmd_kfold, "results": cmd_results, "export": cmd_export}

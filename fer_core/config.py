@@ -1,7 +1,8 @@
-"""Every training hyper-parameter and its default, in one place.
+"""Every training option, declared once: its default, help, choices and range.
 
-The CLI, the Train page and the stored `run.json` all use this dataclass, so a
-run's config is exactly what re-creates it.
+The CLI's flags (`cli.add_train_args`), the checks before a run starts (`check_options`) and the Train
+page's choice lists all read these declarations, and a run's `run.json` stores the dataclass itself,
+so a run's config is exactly what re-creates it.
 """
 
 from __future__ import annotations
@@ -9,54 +10,111 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from fer_core.errors import UserError
+
 DEFAULT_SEED = 1337
 DEFAULT_RUNS_DIR = "runs"
 
 
+class ConfigError(UserError, ValueError):
+    """An option out of its range or choices; the message names the option and what would work."""
+
+
+@dataclass(frozen=True)
+class Option:
+    help: str
+    choices: tuple = ()
+    low: float | None = None          # inclusive range, where one applies
+    high: float | None = None
+    flags: tuple = ()                 # extra CLI spellings, e.g. --lr
+    metavar: str | None = None
+
+
+def option(default, help: str, **kw):
+    return field(default=default, metadata={"option": Option(help, **kw)})
+
+
 @dataclass
 class TrainConfig:
-    data: str = ""
-    backbone: str = "custom_cnn"
-    weights: str = "none"             # imagenet | none | PATH | run:RUN_DIR
-    split: str = "auto"               # official | subject-kfold:K:FOLD | random:FRACTION | auto
-    input_size: int = 0               # 0 = the backbone's default
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"           # adam | sgd (Nesterov momentum 0.9)
-    schedule: str = "plateau"         # plateau | cosine | constant
-    weight_decay: float = 1e-4        # L2 on the head's dense layers
-    dropout: float = 0.5
-    head_units: int = 256
-    augment: bool = True
-    class_weights: bool = False
-    early_stopping: int = 10          # patience in epochs, 0 = off
-    fine_tune_layers: int = 0         # after the frozen phase, unfreeze the top N base layers (-1 = all)
-    fine_tune_epochs: int = 0
-    fine_tune_lr: float = 1e-5
-    freeze_base: bool = True          # for pre-trained weights: train the head on a frozen base first
-    feature_cache: bool = True        # frozen base + no augmentation: compute base features once
-    max_samples: int = 0              # 0 = all; otherwise a stratified subset of the training part
-    eval_samples: int = -1            # cap on val and test: -1 = max_samples // 4 (quick trials), 0 = all
-    strategy: str = "none"            # none | mirrored | multiworker
-    seed: int = DEFAULT_SEED          # weights, augmentation, shuffling; also the split unless split_seed is set
-    split_seed: int = -1              # -1 = seed; k-fold ensemble members share a split but not their seed
-    name: str = ""
-    runs_dir: str = DEFAULT_RUNS_DIR
-    image_size: int = 48              # every dataset is read as grayscale image_size x image_size
-    label_smoothing: float = 0.0
-    mixup: float = 0.0                # Beta(alpha, alpha) of mixup (fer_core/mixup.py); 0 = off
-    precision: str = "float32"        # float32 | mixed_bfloat16 (~2.7x faster on CPUs with AMX/AVX512-BF16)
-    max_train_seconds: float = 0.0    # wall-clock training budget (0 = none): fair backbone comparisons
-    match_sharpness: str = "off"      # off | auto | SIGMA: blur faces at inference to the training faces' sharpness
-    keep: str = "best"                # best | last: which epoch's weights become model.keras (see training.py)
-    label_mode: str = "majority"      # FER+: majority | probability (train on the annotators' vote distribution)
-    test_tta: str = "off"             # off | flip | crops: test-time augmentation in the final val/test evaluation
+    data: str = option("", "dataset: FER2013 csv or folders, FER+ (folders or fer2013new.csv), CK+48, or class "
+                           "folders")
+    backbone: str = option("custom_cnn", "model architecture (see the backbone registry)")
+    weights: str = option("none", "imagenet | none | PATH | run:RUN_DIR")
+    split: str = option("auto", "official | subject-kfold:K:FOLD | random:FRACTION | auto")
+    input_size: int = option(0, "pixels the model sees; 0 = the backbone's default", low=0, high=512)
+    epochs: int = option(30, "training epochs", low=0, high=10_000)
+    batch_size: int = option(64, "faces per step", low=1, high=4096)
+    learning_rate: float = option(1e-3, "initial learning rate", low=1e-8, high=0.99, flags=("--lr",))
+    optimizer: str = option("adam", "adam, or sgd (Nesterov momentum 0.9)", choices=("adam", "sgd"))
+    schedule: str = option("plateau", "plateau: halve when validation loss stalls; cosine: decay to 0 over the "
+                                      "epochs or the time budget", choices=("plateau", "cosine", "constant"))
+    weight_decay: float = option(1e-4, "L2 on the head's dense layers", low=0.0, high=1.0)
+    dropout: float = option(0.5, "dropout in the head", low=0.0, high=0.95)
+    head_units: int = option(256, "units of the head's hidden layer", low=8, high=4096)
+    augment: bool = option(True, "flips, shifts, zoom, rotation, contrast")
+    class_weights: bool = option(False, "weigh rare emotions up")
+    early_stopping: int = option(10, "patience in epochs, 0 = off", low=0, high=10_000)
+    fine_tune_layers: int = option(0, "after the frozen phase, unfreeze the top N base layers (-1 = all)",
+                                   low=-1, high=10_000)
+    fine_tune_epochs: int = option(0, "epochs of fine-tuning", low=0, high=10_000)
+    fine_tune_lr: float = option(1e-5, "learning rate while fine-tuning", low=1e-9, high=0.5)
+    freeze_base: bool = option(True, "pre-trained weights: train the head on a frozen base first")
+    feature_cache: bool = option(True, "frozen base without augmentation: compute the base's features once")
+    max_samples: int = option(0, "quick trials: cap the training part (0 = all)", low=0)
+    eval_samples: int = option(-1, "cap on validation and test faces: -1 = max-samples/4, 0 = all", low=-1)
+    strategy: str = option("none", "tf.distribute strategy", choices=("none", "mirrored", "multiworker"))
+    seed: int = option(DEFAULT_SEED, "weights, augmentation, shuffling; also the split unless split-seed is set",
+                       low=0)
+    split_seed: int = option(-1, "-1 = seed; k-fold ensemble members share a split but not their seed", low=-1)
+    name: str = option("", "run name (default: backbone-dataset)")
+    runs_dir: str = option(DEFAULT_RUNS_DIR, "the run store folder")
+    image_size: int = option(48, "every dataset is read as grayscale image_size x image_size", low=8, high=512)
+    label_smoothing: float = option(0.0, "soften one-hot targets by this much", low=0.0, high=0.5)
+    label_mode: str = option("majority", "FER+ only: majority labels, or the annotators' vote distribution "
+                                         "(validation and test always use majority labels)",
+                             choices=("majority", "probability"))
+    mixup: float = option(0.0, "blend pairs of faces and labels, weight ~ Beta(ALPHA, ALPHA); 0 = off",
+                          low=0.0, high=4.0, metavar="ALPHA")
+    precision: str = option("float32", "mixed_bfloat16 is faster on CPUs with AVX512-BF16 or AMX",
+                            choices=("float32", "mixed_bfloat16"))
+    max_train_seconds: float = option(0.0, "wall-clock training budget in seconds (0 = none); the cosine "
+                                           "schedule anneals over it", low=0.0)
+    keep: str = option("best", "model.keras = the best validation epoch, or the last (small validation sets: "
+                               "a schedule run to its end beats picking an epoch on a few dozen faces)",
+                       choices=("best", "last"))
+    test_tta: str = option("off", "final val/test figures average each face with its mirror (flip) or ten crops",
+                           choices=("off", "flip", "crops"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """Unknown keys (options of older versions) are ignored, so old run.json files still load."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def options() -> dict[str, tuple[dataclasses.Field, Option]]:
+    """{field name: (dataclass field, its Option)} in declaration order."""
+    return {f.name: (f, f.metadata["option"]) for f in dataclasses.fields(TrainConfig)}
+
+
+def choices(name: str) -> list:
+    return list(options()[name][1].choices)
+
+
+def help_text(name: str) -> str:
+    return options()[name][1].help
+
+
+def check_options(cfg: TrainConfig) -> None:
+    """Choices and ranges, as declared; raises ConfigError naming the option."""
+    for name, (_, opt) in options().items():
+        value = getattr(cfg, name)
+        label = name.replace("_", " ")
+        if opt.choices and value not in opt.choices:
+            raise ConfigError(f"unknown {label} '{value}'; use one of: {', '.join(map(str, opt.choices))}.")
+        if opt.low is not None and value < opt.low or opt.high is not None and value > opt.high:
+            span = f"at least {opt.low:g}" if opt.high is None else f"between {opt.low:g} and {opt.high:g}"
+            raise ConfigError(f"{label} {value} is out of range: use a value {span}.")

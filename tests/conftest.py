@@ -17,6 +17,24 @@ PHOTOS = SHARED / "photos"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Every test gets one of three markers, by file, so a developer can run the fast part alone:
+#   python -m pytest -m unit        (seconds to a few minutes: loaders, splits, the run store, the CLI's checks)
+#   python -m pytest -m slow        (real trainings, the app under AppTest, exports, benchmarks)
+#   python -m pytest -m browser     (the real app in Debian's Chromium)
+BROWSER_FILES = {"test_e2e_browser.py", "test_e2e_runs.py", "test_e2e_load.py", "test_e2e_video.py",
+                 "test_soak.py"}
+SLOW_FILES = {"test_training.py", "test_kfold.py", "test_jobs.py", "test_app_training.py", "test_app_photos.py",
+              "test_export.py", "test_jax_backend.py", "test_bench_smoke.py", "test_mixup.py", "test_inference.py",
+              "test_video.py", "test_cli.py", "test_reference_runs.py", "test_backbones.py", "test_detectors.py",
+              "test_alignment.py", "test_video_file.py"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        name = Path(str(item.fspath)).name
+        marker = "browser" if name in BROWSER_FILES else "slow" if name in SLOW_FILES else "unit"
+        item.add_marker(getattr(pytest.mark, marker))
+
 
 def need(path: Path) -> Path:
     """Skip politely when the shared data is absent (CI has it)."""
@@ -71,7 +89,7 @@ def tiny_run(session_runs, ckplus) -> Path:
 @pytest.fixture(scope="session")
 def default_run() -> Path:
     """The committed default model (FER2013)."""
-    from fer_core import defaults
+    from fer_core.runs import defaults
     if not (defaults.DEFAULT_RUN / "model.keras").is_file():
         pytest.skip("the default model run is not present")
     return defaults.DEFAULT_RUN

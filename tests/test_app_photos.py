@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.live import load_srtp_safely
+from fer_core.serve.live import load_srtp_safely
 
 load_srtp_safely()   # before anything imports streamlit_webrtc in this process (see fer_core.live)
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from fer_core import defaults  # noqa: E402
+from fer_core.runs import defaults  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "streamlit_app.py")
@@ -62,7 +62,7 @@ def app_runs(tiny_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def recognizer(app_runs):
-    from fer_core.inference import EmotionRecognizer
+    from fer_core.serve.recognizer import EmotionRecognizer
     return EmotionRecognizer.from_run(app_runs["default"])
 
 
@@ -125,7 +125,7 @@ def test_home_names_the_model_in_use_and_links_every_page(app_runs):
 
 # ---------------------------------------------------------------- Analyze
 def test_analyze_labels_every_face_of_a_real_photo(app_runs, recognizer, photo_bytes):
-    from fer_core.images import decode_image
+    from fer_core.data.images import decode_image
     expected = recognizer.analyze(decode_image(photo_bytes))
     assert expected, "the Haar detector should find faces in the test photo"
 
@@ -194,7 +194,8 @@ def test_gif_tiny_bomb_and_oversized_uploads_on_the_page(app_runs, photo_bytes):
     """An animated GIF is read from its first frame; a 1x1 image, a 30,000 x 30,000 PNG and a file over
     the upload limit each get their own message; the page keeps working for the good photo."""
     from test_images import png_bomb
-    from fer_core.images import MAX_FILE_BYTES
+
+    from fer_core.data.images import MAX_FILE_BYTES
     photo = Image.open(io.BytesIO(photo_bytes)).convert("RGB")
     gif = io.BytesIO()
     photo.save(gif, "GIF", save_all=True, append_images=[Image.new("RGB", photo.size, "black")], duration=200)
@@ -214,7 +215,7 @@ def test_gif_tiny_bomb_and_oversized_uploads_on_the_page(app_runs, photo_bytes):
 
 def test_uploads_in_every_format_and_mode_with_exif_rotation(app_runs, photo_bytes):
     """PNG grayscale, WebP, BMP, 16-bit TIFF, CMYK JPEG and an EXIF-rotated JPEG: all give faces."""
-    from fer_core.images import decode_image
+    from fer_core.data.images import decode_image
     photo = Image.open(io.BytesIO(photo_bytes))
     rotated = photo.rotate(90, expand=True)          # stored sideways, EXIF says "rotate back"
     exif = Image.Exif()
@@ -242,8 +243,8 @@ def test_why_view_shows_a_gradcam_heatmap_per_face(app_runs, photo_bytes):
 
 
 def test_gradcam_explains_the_predicted_class(recognizer, photo_bytes):
-    from fer_core import annotate
-    from fer_core.gradcam import GradCam, overlay
+    from fer_core.serve import annotate
+    from fer_core.serve.gradcam import GradCam, overlay
     result = annotate.analyze_photo(recognizer, photo_bytes, PHOTO_NAME)
     x = annotate.model_inputs(recognizer, result)
     cam = GradCam(recognizer.model)
@@ -263,9 +264,9 @@ def test_gradcam_explains_the_predicted_class(recognizer, photo_bytes):
 def test_gradcam_explains_the_committed_default_model(default_run, photo_bytes):
     """The default model computes in bfloat16 and blurs faces first (--match-sharpness): Grad-CAM must
     explain that model's own answer (it crashed on bfloat16 maps, and skipped the blur)."""
-    from fer_core import annotate
-    from fer_core.gradcam import GradCam
-    from fer_core.inference import EmotionRecognizer
+    from fer_core.serve import annotate
+    from fer_core.serve.gradcam import GradCam
+    from fer_core.serve.recognizer import EmotionRecognizer
     recognizer = EmotionRecognizer.from_run(default_run)
     x = annotate.model_inputs(recognizer, annotate.analyze_photo(recognizer, photo_bytes, PHOTO_NAME))
     cam = GradCam(recognizer.model)
@@ -279,8 +280,8 @@ def test_gradcam_explains_the_committed_default_model(default_run, photo_bytes):
 
 def test_gradcam_reaches_into_a_nested_imagenet_base():
     """ImageNet backbones sit as a sub-model inside 'features'; Grad-CAM must take its call inside features."""
-    from fer_core.backbones import build_model
-    from fer_core.gradcam import GradCam
+    from fer_core.model.backbones import build_model
+    from fer_core.serve.gradcam import GradCam
     model, _, _ = build_model("mobilenetv2", 3, input_size=64, weights="none", augment=False)
     cam = GradCam(model)
     faces = np.random.default_rng(0).integers(0, 255, (2, 48, 48, 1)).astype(np.float32)
@@ -330,7 +331,7 @@ def test_webcam_ice_servers_come_from_the_environment(app_runs):
 
 
 def test_live_stats_and_queue_never_block_the_video_thread():
-    from fer_core.live import FrameReport, LiveStats, put_latest
+    from fer_core.serve.live import FrameReport, LiveStats, put_latest
     q = queue.Queue(maxsize=2)
     for i in range(1, 6):
         put_latest(q, i)                    # never blocks; keeps the newest

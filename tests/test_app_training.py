@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core import jobs, runstore
 from fer_core.config import TrainConfig
+from fer_core.runs import queue as jobs
+from fer_core.runs import store as runstore
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,13 +8,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from fer_core.backbones import (BACKBONES, ModelConfigError, WeightsError, base_layers, build_features, build_model,
-                                freeze_base, get_backbone, resolve_input_size, shorten_batchnorm_memory,
-                                unfreeze_top)
-from fer_core.kerasenv import keras
-from fer_core.training import load_model_safe
+
+from fer_core.model.backbones import (
+    BACKBONES,
+    ModelConfigError,
+    WeightsError,
+    base_layers,
+    build_features,
+    build_model,
+    freeze_base,
+    get_backbone,
+    resolve_input_size,
+    shorten_batchnorm_memory,
+    unfreeze_top,
+)
+from fer_core.model.kerasenv import keras
+from fer_core.model.saving import load_model_safe
 
 K = 3
 
@@ -68,7 +78,7 @@ def test_preprocessing_inside_the_model_matches_keras_applications(name, module)
 
 @pytest.mark.parametrize("name", ["mobilenetv2", "fer_vgg"])
 def test_fine_tuning_unfreezes_the_top_of_the_base_only(name):
-    _, features, _ = build_model(name, K, 48, 32, weights="none", augment=False)
+    _, features, _ = build_model(name, K, image_size=48, input_size=32, weights="none", augment=False)
     blocks = base_layers(features)
     assert len(blocks) > 10, "the base's own layers, not one opaque block"
     freeze_base(features)
@@ -92,10 +102,10 @@ def test_weights_path_for_an_imagenet_backbone(tmp_path):
     saved = base.get_weights()
     path = tmp_path / "mine.weights.h5"
     base.save_weights(path)
-    _, features, _ = build_model("mobilenetv2", K, 48, 32, weights=str(path), seed=99)
+    _, features, _ = build_model("mobilenetv2", K, image_size=48, input_size=32, weights=str(path), seed=99)
     got = features.get_layer("base").get_weights()
     assert len(got) == len(saved) and all(np.array_equal(a, b) for a, b in zip(got, saved))
-    _, fresh, _ = build_model("mobilenetv2", K, 48, 32, weights="none", seed=99)
+    _, fresh, _ = build_model("mobilenetv2", K, image_size=48, input_size=32, weights="none", seed=99)
     assert not all(np.array_equal(a, b) for a, b in zip(fresh.get_layer("base").get_weights(), saved))
 
 
@@ -103,17 +113,17 @@ def test_weights_path_for_our_own_backbone(tmp_path):
     features = build_features("custom_cnn", 48, 48, None)
     path = tmp_path / "cnn.weights.h5"
     features.save_weights(path)
-    _, loaded, _ = build_model("custom_cnn", K, 48, 48, weights=str(path), seed=123)
+    _, loaded, _ = build_model("custom_cnn", K, image_size=48, input_size=48, weights=str(path), seed=123)
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), features.get_weights()))
 
 
 def test_impossible_weights_and_sizes_are_refused(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
-        build_model("vgg16", K, 48, 32, weights=str(tmp_path / "missing.h5"))
+        build_model("vgg16", K, image_size=48, input_size=32, weights=str(tmp_path / "missing.h5"))
     with pytest.raises(ModelConfigError, match="no ImageNet weights"):
         build_model("custom_cnn", K, weights="imagenet")
     with pytest.raises(ModelConfigError, match="96"):
-        build_model("mobilenetv2", K, 48, 32, weights="imagenet")
+        build_model("mobilenetv2", K, image_size=48, input_size=32, weights="imagenet")
     with pytest.raises(ModelConfigError, match="too small"):
         resolve_input_size("vgg16", 16)
     with pytest.raises(ModelConfigError, match="choose one of"):
@@ -164,7 +174,7 @@ def test_imagenet_offline_fails_fast_naming_the_file_then_works_once_placed(tmp_
 
 
 def _batchnorm_momenta(model):
-    from fer_core.backbones import _all_layers
+    from fer_core.model.backbones import _all_layers
     return sorted({round(l.momentum, 4) for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)})
 
 
@@ -197,11 +207,11 @@ def test_shortened_momentum_is_what_fit_uses(shorten):
 def test_fer_vgg_wide_is_wider_than_fer_vgg_and_its_file_stays_under_10_mb(tmp_path):
     """The issue caps the default model's file at 10 MB; the wide variant is the candidate for it."""
     def conv_widths(name):
-        _, features, _ = build_model(name, 7, 48, 24, weights="none", augment=False)
+        _, features, _ = build_model(name, 7, image_size=48, input_size=24, weights="none", augment=False)
         return [l.filters for l in base_layers(features) if isinstance(l, keras.layers.Conv2D)]
 
     assert conv_widths("fer_vgg") == [32, 32, 64, 64, 128, 128, 256, 256]
     assert conv_widths("fer_vgg_wide") == [48, 48, 96, 96, 192, 192, 256, 256]
-    model, _, _ = build_model("fer_vgg_wide", 7, 48, 24, weights="none", augment=True, match_sigma=3.0)
+    model, _, _ = build_model("fer_vgg_wide", 7, image_size=48, input_size=24, weights="none", augment=True)
     model.save(tmp_path / "wide.keras")
     assert (tmp_path / "wide.keras").stat().st_size < 10_000_000

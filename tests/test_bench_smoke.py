@@ -11,8 +11,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from conftest import REPO
 
 NUM = r"[\d,]+(\.\d+)?"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli, train_cli
-from fer_core import runstore
+
+from fer_core.runs import store as runstore
 
 PHOTO = "2008_001009.jpg"      # two faces, hand-boxed in photos/training.xml
 

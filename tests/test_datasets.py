@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from fer_core.datasets import DatasetError, check_trainable, detect_format, load_dataset
-from fer_core.emotions import FER2013_CLASSES
+
+from fer_core.data.datasets import DatasetError, check_trainable, detect_format, load_dataset
+from fer_core.data.emotions import FER2013_CLASSES
 
 
 def _face(seed: int, size: int = 48, colour: bool = False) -> np.ndarray:

@@ -15,9 +15,15 @@ import time
 import cv2
 import numpy as np
 import pytest
-
-from e2e_helpers import (StreamlitServer, assert_no_exception, launch_chromium, open_page, runs_dir_with,
-                         screenshot, wait_for_app)
+from e2e_helpers import (
+    StreamlitServer,
+    assert_no_exception,
+    launch_chromium,
+    open_page,
+    runs_dir_with,
+    screenshot,
+    wait_for_app,
+)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -71,7 +77,7 @@ def test_home_and_dataset_pages_render(server, page, default_run):
     page.get_by_text("Model in use").wait_for()
     name = json.loads((default_run / "run.json").read_text())["name"]
     assert name in page.locator('[data-testid="stMetric"]').first.inner_text()
-    assert page.locator('[data-testid="stPageLink"]').count() == 6
+    assert page.locator('[data-testid="stPageLink"]').count() == 7
     screenshot(page, "home")
 
     open_page(page, server.url + "/dataset")       # default path: ../shared/data/fer2013
@@ -79,7 +85,7 @@ def test_home_and_dataset_pages_render(server, page, default_run):
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
     wait_for_app(page)
     assert_no_exception(page)
-    assert page.get_by_text("35,887 faces").count() == 1
+    assert page.get_by_text("35,736 faces").count() == 1
     screenshot(page, "dataset")
 
 

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from e2e_helpers import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, runs_dir_with
 
@@ -45,8 +44,8 @@ def rss_mb(pid: int) -> float:
 
 def expected_labels(run_dir: Path, photos: Path) -> dict[str, list[str]]:
     """What fer_core itself says for each photo (the page must show the same)."""
-    from fer_core.images import decode_image
-    from fer_core.inference import EmotionRecognizer
+    from fer_core.data.images import decode_image
+    from fer_core.serve.recognizer import EmotionRecognizer
     rec = EmotionRecognizer.from_run(run_dir)
     out = {}
     for name in PHOTOS:

@@ -12,10 +12,18 @@ import shutil
 import subprocess
 
 import pytest
+from e2e_helpers import (
+    StreamlitServer,
+    assert_no_exception,
+    launch_chromium,
+    open_page,
+    runs_dir_with,
+    screenshot,
+    wait_for_app,
+)
 
-from e2e_helpers import (StreamlitServer, assert_no_exception, launch_chromium, open_page, runs_dir_with,
-                         screenshot, wait_for_app)
-from fer_core import defaults, runstore
+from fer_core.runs import defaults
+from fer_core.runs import store as runstore
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

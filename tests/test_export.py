@@ -10,16 +10,28 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import PHOTOS, run_cli
 
 
-@pytest.fixture(scope="module")
-def run_copy(tiny_run, tmp_path_factory) -> Path:
+def _copy_run(tiny_run: Path, parent: Path) -> Path:
     """A copy of the session's tiny run, so writing model.tflite does not change other tests' run."""
-    dst = tmp_path_factory.mktemp("export") / tiny_run.name
+    dst = parent / tiny_run.name
     shutil.copytree(tiny_run, dst, ignore=shutil.ignore_patterns("last.keras", "tensorboard"))
     return dst
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    return _copy_run(tiny_run, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory) -> Path:
+    """A copy with its own float32 LiteRT export, made here: each test stands alone, in any order."""
+    from fer_core.serve.export import export_tflite
+    run = _copy_run(tiny_run, tmp_path_factory.mktemp("exported"))
+    export_tflite(run, quantize="none", max_test_images=100)
+    return run
 
 
 def real_faces(ckplus: Path, n: int = 64) -> np.ndarray:
@@ -43,11 +55,10 @@ def test_cli_export_writes_tflite_and_a_truthful_export_json(run_copy, ckplus):
     assert info["use_in_app"] == (info["delta_points"] >= -0.5 and faster)
 
 
-def test_tflite_probabilities_match_keras_on_real_faces(run_copy, ckplus):
-    from fer_core.inference import make_predict_fn, make_tflite_fn
-    from fer_core.training import load_model_safe
-    if not (run_copy / "model.tflite").is_file():
-        pytest.skip("needs the export of the previous test")
+def test_tflite_probabilities_match_keras_on_real_faces(exported, ckplus):
+    from fer_core.model.predict import make_predict_fn, make_tflite_fn
+    from fer_core.model.saving import load_model_safe
+    run_copy = exported
     x = real_faces(ckplus)
     keras_p = make_predict_fn(load_model_safe(run_copy / "model.keras"))(x)
     tfl = make_tflite_fn(run_copy / "model.tflite")
@@ -63,9 +74,9 @@ def test_tflite_probabilities_match_keras_on_real_faces(run_copy, ckplus):
 
 
 def test_int8_export_stays_close(run_copy, ckplus):
-    from fer_core.export import export_tflite
-    from fer_core.inference import make_predict_fn, make_tflite_fn
-    from fer_core.training import load_model_safe
+    from fer_core.model.predict import make_predict_fn, make_tflite_fn
+    from fer_core.model.saving import load_model_safe
+    from fer_core.serve.export import export_tflite
     info = export_tflite(run_copy, quantize="int8", max_test_images=100)
     assert info["quantize"] == "int8" and info["num_test_images"] == 100
     x = real_faces(ckplus)
@@ -78,11 +89,10 @@ def test_int8_export_stays_close(run_copy, ckplus):
     assert (int8_p.argmax(1)[clear] == keras_p.argmax(1)[clear]).all()
 
 
-def test_recognizer_uses_tflite_only_when_export_json_allows(run_copy):
-    from fer_core.inference import EmotionRecognizer
-    from fer_core.runstore import write_json_atomic
-    if not (run_copy / "model.tflite").is_file():
-        pytest.skip("needs an export")
+def test_recognizer_uses_tflite_only_when_export_json_allows(exported):
+    from fer_core.runs.store import write_json_atomic
+    from fer_core.serve.recognizer import EmotionRecognizer
+    run_copy = exported
     info = json.loads((run_copy / "export.json").read_text())
     try:
         write_json_atomic(run_copy / "export.json", {**info, "use_in_app": False})
@@ -102,9 +112,9 @@ def test_recognizer_uses_tflite_only_when_export_json_allows(run_copy):
 
 
 def test_float32_copy_of_a_bfloat16_model_computes_the_same(ckplus):
-    from fer_core.backbones import build_model
-    from fer_core.export import float32_copy, uses_bfloat16
-    from fer_core.kerasenv import keras
+    from fer_core.model.backbones import build_model
+    from fer_core.model.kerasenv import keras
+    from fer_core.serve.export import float32_copy, uses_bfloat16
     old = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

@@ -12,10 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import SHARED, need, run_cli
-from fer_core.datasets import DatasetError, detect_format, load_dataset
-from fer_core.ferplus import FERPLUS_CLASSES, VOTE_COLUMNS, majority_label, soft_target
+
+from fer_core.data.datasets import DatasetError, detect_format, load_dataset
+from fer_core.data.ferplus import FERPLUS_CLASSES, VOTE_COLUMNS, majority_label, soft_target
 
 # votes: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
 CLEAR_HAPPY = [1, 8, 1, 0, 0, 0, 0, 0, 0, 0]        # majority happy

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.images import MAX_FILE_BYTES, ImageError, decode_image
+from fer_core.data.images import MAX_FILE_BYTES, ImageError, decode_image
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:

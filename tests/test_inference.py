@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core import runstore
-from fer_core.faces import box_iou
-from fer_core.images import read_image_file
-from fer_core.inference import EmotionRecognizer, draw_faces
-from fer_core.training import load_model_safe
+from fer_core.data.images import read_image_file
+from fer_core.model.saving import load_model_safe
+from fer_core.runs import store as runstore
+from fer_core.serve.detectors import box_iou
+from fer_core.serve.recognizer import EmotionRecognizer, draw_faces
 
 PHOTO = "2008_001009.jpg"
 

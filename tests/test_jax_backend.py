@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 pytest.importorskip("jax")   # requirements-dev.txt installs it, so CI never skips this

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, run_cli
-from fer_core import runstore
-from fer_core.datasets import load_dataset
-from fer_core.training import load_model_safe
+
+from fer_core.data.datasets import load_dataset
+from fer_core.model.saving import load_model_safe
+from fer_core.runs import store as runstore
 
 QUICK = ["--backbone", "custom_cnn", "--input-size", "32", "--batch-size", "32", "--max-samples", "160",
          "--epochs", "1", "--folds", "2"]
@@ -94,7 +94,7 @@ def test_an_ensemble_kfold_scores_the_mean_of_its_members_then_a_rerun_reuses_th
         (truth, pa), (_, pb) = (_probs(Path(m)) for m in entry["members"])
         classes = runstore.read_json(Path(entry["run"]) / "metrics.json")["class_names"]
         assert entry["test_accuracy"] == float(np.mean([classes[i] == t for i, t in zip((pa + pb).argmax(1), truth)]))
-    from fer_core.results import results_markdown
+    from fer_core.report.results import results_markdown
     row = next(line for line in results_markdown(tmp_path).splitlines() if line.startswith("| ck-scales |"))
     assert "| 32, 40 | 2 |" in row
 

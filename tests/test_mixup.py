@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from fer_core import mixup, runstore
-from fer_core.config import TrainConfig
-from fer_core.training import train
 from test_training import _tiny_folder
+
+from fer_core.config import TrainConfig
+from fer_core.runs import store as runstore
+from fer_core.train import mixup
+from fer_core.train.loop import train
 
 
 def _faces_and_labels(n=10, k=3):

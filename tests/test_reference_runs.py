@@ -6,10 +6,11 @@ import json
 import subprocess
 
 import pytest
-
 from conftest import FER2013, REPO, need, run_cli
-from fer_core import compare, runstore
-from fer_core.defaults import DEFAULT_RUN
+
+from fer_core.report import compare
+from fer_core.runs import store as runstore
+from fer_core.runs.defaults import DEFAULT_RUN
 
 RUNS = REPO / "runs"
 

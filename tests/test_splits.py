@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fer_core.datasets import Dataset, DatasetError, load_dataset
-from fer_core.splits import make_split, resolve_spec
+from fer_core.data.datasets import Dataset, DatasetError, load_dataset
+from fer_core.data.splits import make_split, resolve_spec
 
 
 def synthetic(n_subjects=30, classes=4, seed=0, with_groups=True, splits=None) -> Dataset:

@@ -9,15 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.faces import box_iou
-from fer_core.video import FramePipeline
+from fer_core.serve.detectors import box_iou
+from fer_core.serve.video import FramePipeline
 
 PHOTOS = ("2008_001322.jpg", "2009_004587.jpg")
 
 
 @pytest.fixture(scope="module")
 def rec(tiny_run):
-    from fer_core.inference import EmotionRecognizer
+    from fer_core.serve.recognizer import EmotionRecognizer
     return EmotionRecognizer.from_run(tiny_run)
 
 

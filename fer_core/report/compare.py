@@ -1,0 +1,295 @@
+"""Tables and figures' data for the Runs and Compare pages: pure functions over run folders.
+
+Everything here reads what `runstore.read_run` returns (or the run folder itself) and
+tolerates missing pieces: a failed run has no metrics, a reference run committed without
+model.keras still has metrics.json (with model_bytes and parameters), a damaged run.json
+gives a row of blanks rather than an exception.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+from fer_core.data.emotions import canonical
+from fer_core.report import browse
+from fer_core.runs import store as runstore
+from fer_core.runs.defaults import REPO_ROOT
+
+RUNS_COLUMNS = ["name", "status", "dataset", "backbone", "test accuracy", "margin over baseline",
+                "best val accuracy", "last val accuracy", "macro F1", "epochs", "weights", "train time (s)",
+                "created", "id"]
+# the figures people compare first, then the cost; model size before the long tail (no horizontal scroll for it)
+COMPARE_COLUMNS = ["model", "test accuracy", "margin over baseline", "macro F1", "model size (MB)",
+                   "train time (s)", "test ms/image", "train accuracy", "parameters", "backbone", "dataset", "id"]
+
+
+def _num(v):
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _weights_label(w) -> str | None:
+    """'run:/abs/path/RUN' -> 'run:RUN' (the folder name is what a user recognises)."""
+    if isinstance(w, str) and w.startswith("run:"):
+        return "run:" + Path(w[4:]).name
+    return w
+
+
+def runs_table(runs: list[dict]) -> list[dict]:
+    """One row per run for the Runs page: RUNS_COLUMNS, then every training parameter (to filter or sort by)."""
+    rows = []
+    for r in runs:
+        rows.append({
+            "name": r["name"], "status": r["status"], "dataset": r.get("dataset") or None,
+            "backbone": r.get("backbone"), "weights": _weights_label(r.get("weights")),
+            "epochs": r.get("epochs_done"), **browse.best_and_last(r),
+            "test accuracy": _num(r.get("test_accuracy")), "macro F1": _num(r.get("macro_f1")),
+            "margin over baseline": browse.margin_over_baseline(r),
+            "train time (s)": _num(r.get("train_seconds")), "created": r.get("created"), "id": r["id"],
+            **{f"param {k}": v for k, v in browse.parameters(r).items()},
+        })
+    return rows
+
+
+def filter_rows(rows: list[dict], status=None, backbone=None, dataset=None, text: str = "") -> list[dict]:
+    """Keep rows whose status/backbone/dataset are among the chosen ones (empty = any) and whose name or id has `text`."""
+    text = (text or "").strip().lower()
+    out = []
+    for r in rows:
+        if status and r["status"] not in status:
+            continue
+        if backbone and r["backbone"] not in backbone:
+            continue
+        if dataset and r["dataset"] not in dataset:
+            continue
+        if text and text not in f"{r['name']} {r['id']}".lower():
+            continue
+        out.append(r)
+    return out
+
+
+def model_size_bytes(run: dict) -> int | None:
+    """model.keras's size, or metrics.json's model_bytes for runs stored without the model file."""
+    p = runstore.model_path(run["path"])
+    if p.is_file():
+        return p.stat().st_size
+    return (run.get("metrics") or {}).get("model_bytes")
+
+
+def preselected(runs: list[dict], default_id: str, n: int = 4) -> list[str]:
+    """The Compare page's first choice: the app's default model, then the newest runs on the same dataset
+    that are not k-fold folds and learnt something, up to n.
+
+    Why: a fresh clone holds ~180 committed fold runs ("the newest four" picked four of them); figures of
+    CK+ and FER2013 runs cannot be compared; a run at the majority-class baseline is not worth a slot.
+    """
+    standalone = sorted((r for r in runs if not (r.get("info") or {}).get("kfold")),
+                        key=lambda r: r.get("created") or "", reverse=True)
+    first = next((r for r in standalone if r["id"] == default_id), standalone[0] if standalone else None)
+    if first is None:
+        return [r["id"] for r in runs[:n]]
+    same = [r for r in standalone if r["id"] != first["id"] and r.get("dataset") == first.get("dataset")
+            and not browse.learnt_nothing(r)]
+    return [first["id"]] + [r["id"] for r in same][:n - 1]
+
+
+def comparison_table(runs: list[dict]) -> list[dict]:
+    """The backbone comparison, one row per run, in COMPARE_COLUMNS order."""
+    rows = []
+    for r in runs:
+        m = r.get("metrics") or {}
+        size = model_size_bytes(r)
+        params = m.get("parameters") or (r.get("info") or {}).get("parameters")
+        rows.append({
+            "model": r["name"], "backbone": r.get("backbone"), "dataset": r.get("dataset") or None,
+            "train accuracy": _num((m.get("train") or {}).get("accuracy")),
+            "test accuracy": _num((m.get("test") or {}).get("accuracy")),
+            "macro F1": _num((m.get("test") or {}).get("macro_f1")),
+            "train time (s)": _num(r.get("train_seconds")),
+            "test ms/image": _num((m.get("test") or {}).get("ms_per_image")),
+            "parameters": int(params) if isinstance(params, (int, float)) else None,
+            "model size (MB)": round(size / 1e6, 2) if size else None,
+            "margin over baseline": browse.margin_over_baseline(r),
+            "id": r["id"],
+        })
+    return rows
+
+
+def to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
+    """CSV with numbers rounded as the table shows them (4 decimals), not float noise."""
+    columns = columns or (list(rows[0]) if rows else [])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    w.writerows([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows])
+    return buf.getvalue()
+
+
+def per_class(metrics: dict | None, split: str = "test") -> list[dict]:
+    """[{class, precision, recall, f1, support}] in the model's class order."""
+    part = (metrics or {}).get(split) or {}
+    pc = part.get("per_class") or {}
+    order = part.get("class_order") or list(pc)
+    return [{"class": c, **{k: pc[c].get(k) for k in ("precision", "recall", "f1", "support")}}
+            for c in order if isinstance(pc.get(c), dict)]
+
+
+def per_class_f1(runs: list[dict], split: str = "test") -> list[dict]:
+    """Long table [{run, class, f1}] for side-by-side bars. Class names are put in canonical form
+    (CK+'s 'anger' and FER2013's 'angry' land on the same bar)."""
+    out = []
+    for r in runs:
+        for row in per_class(r.get("metrics"), split):
+            out.append({"run": r["name"], "class": canonical(row["class"]) or row["class"], "f1": row["f1"]})
+    return out
+
+
+def confusion(metrics: dict | None, split: str = "test", normalize: bool = False):
+    """-> (matrix as list of rows, class labels) or (None, []) when the run has none.
+    normalize: each row divided by its total, i.e. recall on the diagonal."""
+    part = (metrics or {}).get(split) or {}
+    cm = part.get("confusion_matrix")
+    labels = part.get("class_order") or (metrics or {}).get("class_names") or []
+    if not cm or not isinstance(cm, list):
+        return None, []
+    if normalize:
+        cm = [[(v / sum(row)) if sum(row) else 0.0 for v in row] for row in cm]
+    return cm, list(labels)
+
+
+def available_splits(metrics: dict | None) -> list[str]:
+    return [s for s in ("test", "val", "train") if isinstance((metrics or {}).get(s), dict)
+            and (metrics or {})[s].get("confusion_matrix")]
+
+
+def dataset_root(info: dict) -> Path | None:
+    """Where the run's dataset is on this machine: run.json's dataset path, else its config's data path
+    (relative paths are tried from the repository root too). None when it is not here."""
+    candidates = [(info.get("dataset") or {}).get("path"), (info.get("config") or {}).get("data")]
+    for c in candidates:
+        if not c:
+            continue
+        for p in (Path(c), REPO_ROOT / c):
+            if p.exists():
+                return p
+    return None
+
+
+def misclassified(run_dir, limit: int = 24) -> dict:
+    """Wrongly predicted test faces from predictions.csv: {'items': [...], 'note': why some are missing}.
+
+    Each item has the image file path, true and predicted labels and the model's confidence.
+    Images are found relative to the dataset folder the run was trained on; when that is
+    not on this machine (or the data is a CSV), the items are still listed with path None.
+    """
+    run_dir = Path(run_dir)
+    info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
+    try:
+        with open(runstore.predictions_path(run_dir), newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {"items": [], "total": 0, "note": "this run has no predictions.csv"}
+    wrong = [r for r in rows if r.get("true") != r.get("predicted")]
+    root = dataset_root(info)
+    note = None
+    if root is None:
+        note = "the run's dataset is not on this machine, so the images cannot be shown"
+    elif root.is_file():
+        note = "the dataset is a CSV file; its images are rows, not files"
+    items = []
+    for r in wrong[:3 * limit]:
+        src = r.get("source") or ""
+        path = None
+        if root is not None and root.is_dir():
+            p = (root / src)
+            if p.is_file() and root.resolve() in p.resolve().parents:
+                path = str(p)
+        pred = r.get("predicted")
+        conf = r.get(f"p_{pred}")
+        try:
+            conf = float(conf)
+        except (TypeError, ValueError):
+            conf = None
+        items.append({"source": src, "path": path, "true": r.get("true"), "predicted": pred, "confidence": conf})
+    if root is not None and root.is_dir() and items and not any(i["path"] for i in items):
+        note = f"the images listed in predictions.csv are not in {root}"
+    return {"items": one_per_sequence(items), "total": len(wrong), "note": note}
+
+
+SEQUENCE = re.compile(r"(S\d+_\d+)_\d+")
+
+
+def one_per_sequence(items: list[dict]) -> list[dict]:
+    """CK+ keeps the last three frames of each sequence: one misread person shows up three times. Items of one
+    sequence (S<subject>_<sequence>_<frame>) become one item that says how many of its frames were misread."""
+    out, seen = [], {}
+    for item in items:
+        m = SEQUENCE.search(Path(item["source"]).name)
+        if m is None:
+            out.append({**item, "frames": 1})
+            continue
+        if m.group(1) in seen:
+            seen[m.group(1)]["frames"] += 1
+            continue
+        seen[m.group(1)] = {**item, "frames": 1, "sequence": m.group(1)}
+        out.append(seen[m.group(1)])
+    return out
+
+
+def saved_evaluations(run_dir) -> list[dict]:
+    """Results of `evaluate --save` (evaluations/*.json), newest first."""
+    d = Path(run_dir) / "evaluations"
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.glob("*.json"):
+        e = runstore.read_json(p, None)
+        if isinstance(e, dict):
+            out.append({"file": p.name, "data": e.get("data"), "split": e.get("split"),
+                        "accuracy": _num(e.get("accuracy")), "macro F1": _num(e.get("macro_f1")),
+                        "images": e.get("num_samples"), "evaluated": e.get("evaluated")})
+    return sorted(out, key=lambda e: e.get("evaluated") or "", reverse=True)
+
+
+def input_sizes_label(summary: dict) -> str:
+    """'48', or '40, 48, 56, 64' for a multi-scale ensemble; 0 is the backbone's own default size."""
+    sizes = summary.get("input_sizes") or [(summary.get("config") or {}).get("input_size")]
+    return ", ".join("default" if v == 0 else str(v) for v in sizes if v is not None)
+
+
+def models_per_fold(summary: dict) -> int:
+    """Seeds per fold times input sizes per fold (summaries older than multi-scale ensembles have no sizes)."""
+    return summary.get("members", 1) * len(summary.get("input_sizes") or [None])
+
+
+def kfold_summaries(runs_dir) -> list[dict]:
+    """The kfold-*.json summaries fer_core.kfold writes into the run store, newest first."""
+    d = Path(runs_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    for p in sorted(d.glob("kfold-*.json")):
+        s = runstore.read_json(p, None)
+        if isinstance(s, dict) and isinstance(s.get("per_fold"), list):
+            s = {**s, "file": p.name}
+            out.append(s)
+    return sorted(out, key=lambda s: s.get("created") or "", reverse=True)
+
+
+# the mean accuracies first, then what the group was; the long tail last
+KFOLD_COLUMNS = ["group", "mean accuracy", "std accuracy", "mean val accuracy", "mean macro F1", "models per fold",
+                 "input size", "folds", "min accuracy", "max accuracy", "std macro F1", "backbone", "data",
+                 "weights", "split", "seconds"]
+
+
+def kfold_table(summaries: list[dict]) -> list[dict]:
+    return [{"group": s.get("group"), "backbone": s.get("backbone"), "data": Path(str(s.get("data", ""))).name,
+             "weights": _weights_label(s.get("weights")), "split": s.get("split"), "folds": s.get("folds"),
+             "input size": input_sizes_label(s), "models per fold": models_per_fold(s),
+             "mean val accuracy": _num(s.get("mean_val_accuracy")),
+             "mean accuracy": _num(s.get("mean_accuracy")), "std accuracy": _num(s.get("std_accuracy")),
+             "min accuracy": _num(s.get("min_accuracy")), "max accuracy": _num(s.get("max_accuracy")),
+             "mean macro F1": _num(s.get("mean_macro_f1")), "std macro F1": _num(s.get("std_macro_f1")),
+             "seconds": _num(s.get("seconds"))} for s in summaries]

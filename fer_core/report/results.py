@@ -1,0 +1,135 @@
+"""The README's results tables, computed from the run store (so every figure there has a command).
+
+`python -m fer_core results` prints them as Markdown: the default model, the CK+ transfer
+protocols, and the backbone comparison on CK+ (10-fold means) and on FER2013.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.report.compare import (
+    comparison_table,
+    input_sizes_label,
+    kfold_summaries,
+    model_size_bytes,
+    models_per_fold,
+)
+from fer_core.runs import store as runstore
+from fer_core.runs.defaults import DEFAULT_RUN_ID
+
+
+def _fmt(v, pct=False, digits=1):
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    return f"{100 * v:.{digits}f}%" if pct else (f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}")
+
+
+def markdown(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def fold_runs(summary: dict, runs_dir: Path) -> list[dict]:
+    """The run of each fold, found by folder name under runs_dir (summaries may hold another machine's paths)."""
+    out = []
+    for f in summary.get("per_fold", []):
+        d = runs_dir / Path(str(f.get("run", ""))).name
+        if d.is_dir():
+            out.append(runstore.read_run(d))
+    return out
+
+
+def kfold_backbone_row(summary: dict, runs_dir: Path) -> dict:
+    """Means over the folds: the CK+ row of the backbone table."""
+    runs = fold_runs(summary, runs_dir)
+    rows = comparison_table(runs)
+
+    def mean(key):
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        return float(np.mean(vals)) if vals else None
+    return {"backbone": summary.get("backbone"), "folds": summary.get("folds"),
+            "train accuracy": mean("train accuracy"),
+            "test accuracy": summary.get("mean_accuracy"), "test std": summary.get("std_accuracy"),
+            "macro F1": summary.get("mean_macro_f1"), "train time (s)": mean("train time (s)"),
+            "test ms/image": mean("test ms/image"), "parameters": rows[0]["parameters"] if rows else None,
+            "model size (MB)": rows[0]["model size (MB)"] if rows else None}
+
+
+def _order(backbone):
+    """Tables list backbones in the registry's order."""
+    from fer_core.model.backbones import BACKBONES
+    names = list(BACKBONES)
+    return names.index(backbone) if backbone in names else len(names)
+
+
+def _default_model_row(d: Path) -> list:
+    r = runstore.read_run(d)
+    m = r.get("metrics") or {}
+    t = m.get("test") or {}
+    f1 = {c: v.get("f1") for c, v in (t.get("per_class") or {}).items()}
+    return [d.name, r["backbone"], _fmt(t.get("accuracy"), True), _fmt(t.get("macro_f1"), True),
+            _fmt(f1.get("disgust"), True), _fmt((m.get("val") or {}).get("accuracy"), True),
+            _fmt((m.get("train") or {}).get("accuracy"), True), r.get("epochs_done"),
+            _fmt(r.get("train_seconds") and r["train_seconds"] / 60, digits=0) + " min",
+            _fmt((model_size_bytes(r) or 0) / 1e6, digits=2) + " MB",
+            _fmt((r.get("info") or {}).get("match_sharpness_sigma"), digits=1)]
+
+
+def results_markdown(runs_dir, default_run: str = DEFAULT_RUN_ID) -> str:
+    runs_dir = Path(runs_dir)
+    parts = []
+    # the default first, then the completed candidates it was chosen against (runs/candidate-*: full
+    # FER2013 runs of other recipes, judged on PublicTest), so the table shows the choice
+    others = sorted(d for d in [*runs_dir.glob("default-*"), *runs_dir.glob("candidate-*")]
+                    if d.name != default_run and runstore.read_run(d)["status"] == "completed")
+    rows = [_default_model_row(d) for d in [runs_dir / default_run, *others] if runstore.run_json_path(d).is_file()]
+    if rows:
+        parts.append(f"### Default model ({default_run})\n\n" + markdown(rows, [
+            "run", "backbone", "PrivateTest acc", "macro F1", "disgust F1", "PublicTest acc", "train acc", "epochs",
+            "train time", "model size", "inference blur sigma"]))
+
+    summaries = {s.get("group"): s for s in kfold_summaries(runs_dir)}
+    main_groups = ("ck-transfer", "ck-transfer-x3", "ck-transfer-x5", "ck-scratch", "ck-transfer-random")
+    proto = [g for g in main_groups if g in summaries]
+    # other CK+ recipes tried (not the backbone table's): listed after, so every one tried is on show
+    proto += sorted(g for g in summaries if g and g.startswith("ck-") and not g.startswith("ck-bb-") and g not in proto)
+    if proto:
+        rows = []
+        for g in proto:
+            s = summaries[g]
+            rows.append([g, s.get("weights", "").replace(str(runs_dir.resolve()) + "/", "runs/"), s.get("split"),
+                         s.get("folds"), input_sizes_label(s), models_per_fold(s),
+                         _fmt(s.get("mean_val_accuracy"), True),
+                         f"{_fmt(s['mean_accuracy'], True)} ± {_fmt(s['std_accuracy'], True)}",
+                         f"{_fmt(s['min_accuracy'], True)}–{_fmt(s['max_accuracy'], True)}",
+                         _fmt(s.get("mean_macro_f1"), True),
+                         _fmt(s.get("train_seconds_all_runs") or s.get("seconds"), digits=0)])
+        parts.append("### CK+48: transfer from FER2013 vs from scratch\n\n" + markdown(
+            rows, ["group", "weights", "split", "folds", "input px", "models per fold", "val accuracy (mean)",
+                   "test accuracy (mean ± std)", "min–max",
+                   "macro F1", "run seconds (all runs)"]))
+
+    ck = sorted((kfold_backbone_row(s, runs_dir) for g, s in summaries.items() if g and g.startswith("ck-bb-")),
+                key=lambda r: _order(r["backbone"]))
+    if ck:
+        parts.append("### Backbones on CK+48 (subject-independent 10-fold, means over folds)\n\n" + markdown(
+            [[r["backbone"], _fmt(r["train accuracy"], True), f"{_fmt(r['test accuracy'], True)} ± "
+              f"{_fmt(r['test std'], True)}", _fmt(r["macro F1"], True), _fmt(r["train time (s)"]),
+              _fmt(r["test ms/image"], digits=2), _fmt(r["parameters"]), _fmt(r["model size (MB)"], digits=1)]
+             for r in ck],
+            ["backbone", "train acc", "test acc (± std)", "macro F1", "train s/fold", "test ms/image",
+             "parameters", "model MB"]))
+
+    fer = [r for r in runstore.list_runs(runs_dir) if r["id"].startswith("fer-bb-") and r.get("metrics")]
+    if fer:
+        rows = sorted(comparison_table(fer), key=lambda r: _order(r["backbone"]))
+        parts.append("### Backbones on FER2013 (PrivateTest, 3,589 faces)\n\n" + markdown(
+            [[r["backbone"], _fmt(r["train accuracy"], True), _fmt(r["test accuracy"], True), _fmt(r["macro F1"], True),
+              _fmt(r["train time (s)"], digits=0), _fmt(r["test ms/image"], digits=2), _fmt(r["parameters"]),
+              _fmt(r["model size (MB)"], digits=1)] for r in rows],
+            ["backbone", "train acc", "test acc", "macro F1", "train s", "test ms/image", "parameters", "model MB"]))
+    return "\n\n".join(parts) if parts else "no results in this run store yet"

@@ -1,0 +1,342 @@
+"""The run store: one folder per training run under `runs/`.
+
+Format (documented in the README, readable without this package):
+  run.json          config, dataset fingerprint, split, status, heartbeat, times, error, versions
+  history.csv       one row per epoch
+  metrics.json      evaluation of the best checkpoint
+  predictions.csv   one row per test sample
+  split.json        which samples went where
+  model.keras       best checkpoint (by validation accuracy)
+  last.keras        latest checkpoint, for resume
+  train.log         the training process's output
+Every file is written atomically (temp file + rename) so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+from fer_core.errors import UserError
+
+HEARTBEAT_SECONDS = 10
+STALE_AFTER_SECONDS = 90   # a running run whose heartbeat is older than this has died
+
+
+class RunStoreError(UserError):
+    """A run folder or name problem, with a message meant for the user."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- atomic writes
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def remove_stale_temp_files(run_dir) -> list[str]:
+    """Delete the half-written temp files a killed process left in a run folder (a SIGKILL between an atomic
+    write's temp file and its rename); the files they were meant to replace are intact. Returns their names."""
+    removed = []
+    for p in Path(run_dir).glob(".*"):
+        if p.is_file() and (p.name.endswith(".tmp") or p.name.endswith(".tmp.keras")):
+            try:
+                p.unlink()
+                removed.append(p.name)
+            except OSError:
+                pass
+    return removed
+
+
+def write_text_atomic(path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_csv_atomic(path, header: list[str], rows) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+        if isinstance(o, np.integer):
+            return int(o)
+        if isinstance(o, np.floating):
+            return float(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)
+
+
+def read_json(path, default=None):
+    """Read a JSON file; a missing or damaged file gives `default` instead of an exception."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+
+# ---------------------------------------------------------------- the files of a run (their one owner)
+RUN_JSON, MODEL, LAST_MODEL, STATE = "run.json", "model.keras", "last.keras", "state.json"
+HISTORY, METRICS, PREDICTIONS, SPLIT = "history.csv", "metrics.json", "predictions.csv", "split.json"
+PROGRESS, LOG, CANCEL, TFLITE, EXPORT = "progress.json", "train.log", "CANCEL", "model.tflite", "export.json"
+
+
+def run_json_path(run_dir) -> Path:
+    return Path(run_dir) / RUN_JSON
+
+
+def model_path(run_dir) -> Path:
+    return Path(run_dir) / MODEL
+
+
+def last_model_path(run_dir) -> Path:
+    return Path(run_dir) / LAST_MODEL
+
+
+def state_path(run_dir) -> Path:
+    return Path(run_dir) / STATE
+
+
+def history_path(run_dir) -> Path:
+    return Path(run_dir) / HISTORY
+
+
+def metrics_path(run_dir) -> Path:
+    return Path(run_dir) / METRICS
+
+
+def predictions_path(run_dir) -> Path:
+    return Path(run_dir) / PREDICTIONS
+
+
+def split_path(run_dir) -> Path:
+    return Path(run_dir) / SPLIT
+
+
+def progress_path(run_dir) -> Path:
+    return Path(run_dir) / PROGRESS
+
+
+def log_path(run_dir) -> Path:
+    return Path(run_dir) / LOG
+
+
+def tflite_path(run_dir) -> Path:
+    return Path(run_dir) / TFLITE
+
+
+def export_json_path(run_dir) -> Path:
+    return Path(run_dir) / EXPORT
+
+
+def cancel_requested(run_dir) -> bool:
+    return (Path(run_dir) / CANCEL).exists()
+
+
+def request_cancel(run_dir) -> None:
+    write_text_atomic(Path(run_dir) / CANCEL, now_iso() + "\n")
+
+
+def clear_cancel(run_dir) -> None:
+    try:
+        (Path(run_dir) / CANCEL).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def read_config(run_dir) -> dict:
+    return (read_json(run_json_path(run_dir), {}) or {}).get("config") or {}
+
+
+def read_history_rows(run_dir) -> list[list[str]]:
+    """history.csv's rows without its header ([] when there is none)."""
+    try:
+        with open(history_path(run_dir), newline="") as f:
+            return list(csv.reader(f))[1:]
+    except OSError:
+        return []
+
+
+def test_indices(run_dir) -> list[int] | None:
+    """The dataset rows that were this run's test part, as training recorded them in split.json."""
+    split = read_json(split_path(run_dir), None) or {}
+    idx = (split.get("indices") or {}).get("test")
+    return None if idx is None else [int(i) for i in idx]
+
+
+# ---------------------------------------------------------------- run folders
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_slug(name: str, max_len: int = 60) -> str:
+    """A user's run name made safe as one folder name: no separators, no '..', no absolute paths."""
+    slug = _SLUG.sub("-", name or "").strip(".-_")
+    slug = slug.replace("..", "-")
+    return slug[:max_len] or "run"
+
+
+def create_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
+    """A new, unique run folder. mkdir without exist_ok makes two simultaneous launches distinct."""
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for _ in range(100):
+        run_dir = runs_dir / f"{stamp}-{safe_slug(name)}-{secrets.token_hex(2)}"
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RunStoreError(f"could not create a new run folder in {runs_dir}")
+
+
+def update_run(run_dir, **fields) -> dict:
+    """Merge fields into run.json (atomically)."""
+    path = run_json_path(run_dir)
+    info = read_json(path, default={}) or {}
+    info.update(fields)
+    write_json_atomic(path, info)
+    return info
+
+
+def process_alive(pid) -> bool:
+    """True if the process exists and is not a zombie; reaps it if it is our own finished child."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass   # not our child (launched by another server, or before a restart)
+    except OSError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def effective_status(info: dict) -> str:
+    """A 'running' run whose process is gone is shown as failed: at once on the machine that ran it (its
+    pid no longer exists), else when its heartbeat is older than STALE_AFTER_SECONDS."""
+    status = info.get("status", "unknown")
+    if status != "running":
+        return status
+    if info.get("host") == socket.gethostname() and info.get("pid") and not process_alive(info.get("pid")):
+        return "failed"
+    if time.time() - (info.get("heartbeat_unix") or 0) > STALE_AFTER_SECONDS:
+        return "failed"
+    return status
+
+
+def read_run(run_dir) -> dict:
+    """Everything about one run that the pages and CLI show; never raises on damaged files."""
+    run_dir = Path(run_dir)
+    info = read_json(run_json_path(run_dir), default=None)
+    problems = []
+    if info is None:
+        problems.append("run.json is missing or damaged")
+        info = {}
+    metrics = read_json(metrics_path(run_dir), default=None)
+    if metrics is None and metrics_path(run_dir).exists():
+        problems.append("metrics.json is damaged")
+    status = effective_status(info) if info else "damaged"
+    if status == "failed" and info.get("status") == "running":
+        info.setdefault("error", "the training process stopped without finishing (it was killed, or its machine "
+                                 "stopped); Resume continues from its last checkpoint")
+    cfg = info.get("config", {})
+    test = (metrics or {}).get("test", {}) if isinstance(metrics, dict) else {}
+    has_model = model_path(run_dir).exists()
+    return {
+        "id": run_dir.name,
+        "path": str(run_dir),
+        "name": info.get("name") or run_dir.name,
+        "status": status,
+        "dataset": info.get("dataset", {}).get("name", Path(cfg.get("data", "")).name),
+        "backbone": cfg.get("backbone"),
+        "weights": cfg.get("weights"),
+        "epochs_done": info.get("epochs_done", 0),
+        "best_val_accuracy": info.get("best_val_accuracy"),
+        "test_accuracy": test.get("accuracy"),
+        "macro_f1": test.get("macro_f1"),
+        "train_seconds": info.get("train_seconds"),
+        "created": info.get("created"),
+        "error": info.get("error"),
+        "has_model": has_model,
+        "problems": problems,
+        "info": info,
+        "metrics": metrics,
+    }
+
+
+def list_runs(runs_dir) -> list[dict]:
+    """All runs, newest first (by when they were created, not by folder name: committed runs have names, not
+    time stamps). Folders without run.json are listed as damaged, not skipped."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    runs = [read_run(d) for d in runs_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    return sorted(runs, key=lambda r: (r.get("created") or "", r["id"]), reverse=True)
+
+
+def rename_run(run_dir, new_name: str) -> None:
+    """Renaming changes the display name only; the folder (and links to it) stay."""
+    new_name = (new_name or "").strip()
+    if not new_name:
+        raise RunStoreError("a run name cannot be empty")
+    update_run(run_dir, name=new_name[:120])
+
+
+def delete_run(runs_dir, run_dir) -> None:
+    run_dir = Path(run_dir).resolve()
+    if Path(runs_dir).resolve() not in run_dir.parents:
+        raise RunStoreError(f"{run_dir} is not inside {runs_dir}; not deleting")
+    shutil.rmtree(run_dir)

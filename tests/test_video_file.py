@@ -1,0 +1,74 @@
+"""Video files through the CLI and fer_core, on videos made here from a real photo; bad videos get messages."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import pytest
+
+from conftest import PHOTOS, need, run_cli
+from fer_core.errors import UserError
+from fer_core.serve import video_file
+from test_e2e_video import write_mp4
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    write_mp4(path, cv2.imread(str(need(PHOTOS) / "2008_001322.jpg")), frames=20)
+    return path
+
+
+def test_cli_video_writes_an_annotated_copy_and_one_row_per_frame_and_face(clip, tiny_run, tmp_path):
+    out, table = tmp_path / "annotated.mp4", tmp_path / "faces.csv"
+    r = run_cli("video", clip, "--run", tiny_run, "--out", out, "--csv", table, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "ETA" in r.stderr and "20 frames read, 20 analysed" in r.stdout
+    rows = list(csv.DictReader(open(table)))
+    assert {int(x["frame"]) for x in rows} == set(range(20))
+    per_frame = [sum(1 for x in rows if int(x["frame"]) == f) for f in range(20)]
+    ids = {x["face_id"] for x in rows}
+    assert len(ids) == max(per_frame)             # each face kept its id through the clip
+    assert abs(float(rows[-1]["time_s"]) - 19 / 8) < 1e-3
+    probs = [float(v) for k, v in rows[0].items() if k.startswith("p_")]
+    assert abs(sum(probs) - 1) < 0.01
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+
+
+def test_every_nth_frame(clip, tiny_run, tmp_path):
+    r = run_cli("video", clip, "--run", tiny_run, "--csv", tmp_path / "f.csv", "--every", "5", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {int(x["frame"]) for x in csv.DictReader(open(tmp_path / "f.csv"))} == {0, 5, 10, 15}
+
+
+def test_bad_videos_get_a_clear_message(clip, tmp_path, monkeypatch):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 50)
+    (tmp_path / "empty.webm").write_bytes(b"")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[:600])
+    for path, words in ((text, "could not be read as a video"), (tmp_path / "empty.webm", "is empty"),
+                        (truncated, "could not be read as a video"), (tmp_path / "missing.mp4", "no such file")):
+        with pytest.raises(UserError, match=words):
+            video_file.probe(path)
+    monkeypatch.setattr(video_file, "MAX_VIDEO_SECONDS", 1)
+    with pytest.raises(UserError, match="lasts .* the limit is"):
+        video_file.probe(clip)
+    r = run_cli("video", text, "--csv", tmp_path / "x.csv", timeout=120)
+    assert r.returncode == 2 and "could not be read as a video" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_reads_a_folder_recursively_into_one_csv(tiny_run, tmp_path):
+    photos = need(PHOTOS)
+    (tmp_path / "album" / "trip").mkdir(parents=True)
+    for name, sub in (("2008_001322.jpg", ""), ("dogs.jpg", "trip"), ("2009_004587.jpg", "trip")):
+        (tmp_path / "album" / sub / name).write_bytes((photos / name).read_bytes())
+    r = run_cli("predict", tmp_path / "album", "--run", tiny_run, "--csv", tmp_path / "all.csv", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "all.csv")))
+    images = {x["image"].split("album/")[1] for x in rows}
+    assert images == {"2008_001322.jpg", "trip/dogs.jpg", "trip/2009_004587.jpg"}
+    assert [x["error"] for x in rows if x["image"].endswith("dogs.jpg")] == ["no face found"]
+    assert sum(1 for x in rows if x["image"].endswith("2008_001322.jpg")) >= 2
