@@ -7,7 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core import defaults, runstore
+from fer_core.runs import defaults
+from fer_core.runs import store as runstore
 
 
 def ensure_app_navigation() -> None:
@@ -42,7 +43,7 @@ def completed_runs() -> list[dict]:
 def default_run_path() -> Path | None:
     """The committed default model, or else the newest completed run."""
     d = runs_dir() / defaults.DEFAULT_RUN_ID
-    if (d / "model.keras").is_file():
+    if runstore.model_path(d).is_file():
         return d
     runs = completed_runs()
     return Path(runs[0]["path"]) if runs else None
@@ -51,12 +52,12 @@ def default_run_path() -> Path | None:
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
 def get_recognizer(run_path: str, _mtime: float = 0.0):
     """One loaded model per run per server (not per page or session). _mtime busts the cache on re-train."""
-    from fer_core.inference import EmotionRecognizer
+    from fer_core.serve.recognizer import EmotionRecognizer
     return EmotionRecognizer.from_run(run_path)
 
 
 def recognizer_for(run_path: str | Path):
-    p = Path(run_path) / "model.keras"
+    p = runstore.model_path(run_path)
     return get_recognizer(str(run_path), p.stat().st_mtime if p.exists() else 0.0)
 
 
@@ -73,3 +74,25 @@ def model_picker(key: str = "model") -> Path | None:
     index = paths.index(str(default)) if default is not None and str(default) in paths else 0
     choice = st.selectbox("Model", range(len(runs)), index=index, format_func=lambda i: labels[i], key=key)
     return Path(paths[choice])
+
+
+DETECTOR_LABELS = {"blazeface": "BlazeFace (MediaPipe): any pose, small faces",
+                   "haar": "Haar cascade (OpenCV): frontal faces only"}
+
+
+def detector_settings(key: str, min_size_default: int = 20):
+    """The sidebar's face-detector choice and settings -> a fresh detector for this run of the page.
+
+    Made per run, not cached: a LiteRT interpreter must not be shared between sessions' threads, and
+    making one takes milliseconds once TensorFlow is loaded.
+    """
+    from fer_core.serve.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
+    st.header("Face detector")
+    names = list(DETECTORS)
+    name = st.selectbox("Detector", names, index=names.index(DEFAULT_DETECTOR), key=f"{key}_detector",
+                        format_func=lambda n: DETECTOR_LABELS.get(n, n))
+    min_size = st.slider("Minimum face size (pixels)", 0, 300, min_size_default, step=2, key=f"{key}_min_size",
+                         help="Smaller finds small faces in big group photos; larger ignores background clutter.")
+    sensitivity = st.slider("Sensitivity", 0.0, 1.0, 0.5, step=0.05, key=f"{key}_sensitivity",
+                            help="Higher finds more faces, including some false ones.")
+    return make_detector(name, min_size, sensitivity), (name, min_size, sensitivity)

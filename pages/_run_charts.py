@@ -16,11 +16,17 @@ def curves_figure(history: list[dict], title: str = "") -> go.Figure:
                                      name=f"{label} {metric}", line={"dash": dash}), row=1, col=col)
     fig.add_trace(go.Scatter(x=epochs, y=[h.get("learning_rate") for h in history], mode="lines+markers",
                              name="learning rate"), row=1, col=3)
-    fig.update_yaxes(type="log", row=1, col=3)
-    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(type="log", exponentformat="e", tickformat=".0e", row=1, col=3)   # 1e-3, not "100µ"
+    fig.update_xaxes(title_text="epoch", **epoch_ticks(epochs))
     fig.update_layout(height=330, margin={"t": 50, "b": 40, "l": 40, "r": 10}, title=title or None,
                       legend={"orientation": "h", "y": -0.25})
     return fig
+
+
+def epoch_ticks(epochs: list) -> dict:
+    """Whole epochs only on the axis (plotly otherwise puts ticks at 1.5, 2.5 on short runs)."""
+    n = max([e for e in epochs if isinstance(e, (int, float))] or [1])
+    return {"tickmode": "linear", "tick0": 1, "dtick": max(1, int(round(n / 10))), "tickformat": "d"}
 
 
 def confusion_figure(matrix: list[list], labels: list[str], normalized: bool, title: str = "") -> go.Figure:
@@ -50,6 +56,7 @@ def overlay_figure(series: dict[str, list[dict]], metric: str) -> go.Figure:
     for name, history in series.items():
         fig.add_trace(go.Scatter(x=[h.get("epoch") for h in history], y=[h.get(metric) for h in history],
                                  mode="lines", name=name))
+    fig.update_xaxes(**epoch_ticks([h.get("epoch") for hs in series.values() for h in hs]))
     fig.update_layout(height=340, xaxis_title="epoch", yaxis_title=metric.replace("_", " "),
                       margin={"t": 10, "b": 40}, legend={"orientation": "h", "y": -0.25})
     return fig

@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import plotly.express as px
 import streamlit as st
 
-from fer_core import annotate, runstore
-from fer_core.faces import HaarFaceDetector
-from pages._common import ensure_app_navigation, model_picker, recognizer_for
+from fer_core.runs import store as runstore
+from fer_core.serve import annotate
+from pages._common import detector_settings, ensure_app_navigation, model_picker, recognizer_for
 
 ensure_app_navigation()
 
@@ -24,29 +23,33 @@ DISPLAY_SIDE = 1400     # longest side sent to the browser; downloads keep full 
 @st.cache_resource(show_spinner="Preparing Grad-CAM…", max_entries=4)
 def get_gradcam(run_path: str, _mtime: float = 0.0):
     """One Grad-CAM model per run per server, like the recognizer."""
-    from fer_core.gradcam import GradCam
+    from fer_core.serve.gradcam import GradCam
     return GradCam(recognizer_for(run_path).model)
 
 
 def model_mtime(run_path: Path) -> float:
-    p = Path(run_path) / "model.keras"
+    p = runstore.model_path(run_path)
     return p.stat().st_mtime if p.exists() else 0.0
 
 
-def show_probabilities(result: annotate.PhotoResult, key: str) -> None:
-    """One small horizontal bar chart per face, side by side."""
-    df = annotate.probabilities_long(result)
-    rows = (len(result.faces) + 2) // 3
-    fig = px.bar(df, x="probability", y="emotion", orientation="h", facet_col="face", facet_col_wrap=3,
-                 range_x=[0, 1], color="emotion", height=80 + 230 * rows)
-    fig.update_layout(showlegend=False, margin=dict(l=10, r=10, t=30, b=10))
-    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+def show_probabilities(result: annotate.PhotoResult, class_names: list[str], key: str) -> None:
+    """One compact faces x emotions heatmap, keyed by the numbers on the boxes: every class for every face,
+    and it grows by one thin row per face, so a crowd of 24 stays readable beside its photo."""
+    import plotly.graph_objects as go
+    faces, classes, probs = annotate.probabilities_matrix(result, class_names)
+    text = [[f"{p:.0%}" for p in row] for row in probs]
+    fig = go.Figure(go.Heatmap(z=probs, x=classes, y=faces, text=text, texttemplate="%{text}", zmin=0, zmax=1,
+                               colorscale="Blues", showscale=False,
+                               hovertemplate="face %{y}<br>%{x}: %{text}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title_text="face", type="category")
+    fig.update_xaxes(side="top")
+    fig.update_layout(height=70 + 26 * len(faces), margin=dict(l=10, r=10, t=40, b=10))
     st.plotly_chart(fig, key=f"chart_{key}")
 
 
 def show_why(result: annotate.PhotoResult, recognizer, run_path: Path) -> None:
     """Grad-CAM over each face, for the class the model predicted."""
-    from fer_core.gradcam import GradCamError, overlay
+    from fer_core.serve.gradcam import GradCamError, overlay
     try:
         cam = get_gradcam(str(run_path), model_mtime(run_path))
     except GradCamError as e:
@@ -79,7 +82,7 @@ def show_photo(result: annotate.PhotoResult, recognizer, run_path: Path, key: st
         what = "the whole photo" if result.whole_image else f"{len(result.faces)} face(s)"
         st.markdown(f"**{what}:** " + ", ".join(f"{i}: {f.emotion} {f.confidence:.0%}"
                                               for i, f in enumerate(result.faces, start=1)))
-        show_probabilities(result, key)
+        show_probabilities(result, recognizer.class_names, key)
     if st.toggle("Why? Show where the model looked (Grad-CAM)", key=f"why_{key}"):
         show_why(result, recognizer, run_path)
 
@@ -90,11 +93,7 @@ st.write("Upload photos: each face is found, boxed and labelled with its emotion
 with st.sidebar:
     st.header("Model")
     run_path = model_picker(key="analyze_model")
-    st.header("Face detector")
-    min_size = st.slider("Minimum face size (pixels)", 12, 300, 30, step=2, key="analyze_min_size",
-                         help="Smaller finds small faces in big group photos; larger ignores background clutter.")
-    sensitivity = st.slider("Sensitivity", 0.0, 1.0, 0.5, step=0.05, key="analyze_sensitivity",
-                            help="Higher finds more faces, including some false ones.")
+    detector, _ = detector_settings("analyze")
 
 uploads = st.file_uploader("Photos", type=annotate.UPLOAD_TYPES, accept_multiple_files=True, key="analyze_files",
                            help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame); colour or grayscale; up to 50 megapixels and 50 MB.")
@@ -108,7 +107,7 @@ if not uploads:
 base = recognizer_for(run_path)
 run_name, run_id = runstore.read_run(run_path)["name"], Path(run_path).name
 st.caption(f"Model: {run_name}{'' if run_name == run_id else f' ({run_id})'} · classes: {', '.join(base.class_names)}")
-recognizer = annotate.with_detector(base, HaarFaceDetector(min_size=min_size, sensitivity=sensitivity))
+recognizer = annotate.with_detector(base, detector)
 
 results = []
 for i, up in enumerate(uploads):

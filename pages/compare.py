@@ -8,7 +8,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fer_core import compare, defaults, jobs, runstore
+from fer_core.report import browse, compare
+from fer_core.runs import defaults
+from fer_core.runs import queue as jobs
+from fer_core.runs import store as runstore
 from pages._common import ensure_app_navigation, runs_dir
 from pages._run_charts import confusion_figure, grouped_f1_figure, overlay_figure
 
@@ -32,14 +35,36 @@ def choose_runs(runs: list[dict]) -> list[dict]:
 
 def table(runs: list[dict]) -> None:
     rows = compare.comparison_table(runs)
+    flat = [r["name"] for r in runs if browse.learnt_nothing(r)]
+    if flat:
+        st.warning(f"No better than always guessing the largest class: {', '.join(flat)}. Their figures say "
+                   "nothing about the recipe; train them longer.")
+    datasets = {r.get("dataset") for r in runs}
+    if len(datasets) > 1:
+        st.info(f"These runs were tested on different datasets ({', '.join(sorted(map(str, datasets)))}): "
+                "compare accuracies within one dataset only.")
     st.dataframe(pd.DataFrame(rows, columns=compare.COMPARE_COLUMNS), hide_index=True, column_config={
-        "train accuracy": PCT, "test accuracy": PCT, "macro F1": st.column_config.NumberColumn(format="%.3f"),
+        "train accuracy": PCT, "test accuracy": PCT, "margin over baseline": PCT,
+        "macro F1": st.column_config.NumberColumn(format="%.3f"),
         "train time (s)": st.column_config.NumberColumn(format="%.0f"),
         "test ms/image": st.column_config.NumberColumn(format="%.3f"),
         "parameters": st.column_config.NumberColumn(format="localized"), "id": None,
     }, key="compare_table")
     st.download_button("Download the table as CSV", compare.to_csv(rows, compare.COMPARE_COLUMNS),
                        file_name="comparison.csv", mime="text/csv", key="compare_csv")
+
+
+def differences(runs: list[dict]) -> None:
+    """Only the parameters that differ between the chosen runs; repeated runs grouped with mean ± std."""
+    rows = browse.parameters_table(runs, only_differing=True)
+    if len(rows[0]) > 1:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="param_diff")
+    else:
+        st.caption("These runs were trained with the same parameters.")
+    groups = browse.grouped_table(runs)
+    if groups:
+        st.markdown("Repeated runs (other seeds or folds of one recipe), mean ± std:")
+        st.dataframe(pd.DataFrame(groups), hide_index=True, key="groups")
 
 
 def curves(runs: list[dict]) -> None:
@@ -59,7 +84,7 @@ def curves(runs: list[dict]) -> None:
 
 def confusions(runs: list[dict]) -> None:
     normalized = st.toggle("Row-normalised", value=True, key="cmp_norm")
-    cols = st.columns(min(len(runs), 3))
+    cols = st.columns(min(len(runs), 2))     # two to a row: three were too small to read
     for n, r in enumerate(runs):
         cm, labels = compare.confusion(r["metrics"], "test", normalized)
         with cols[n % len(cols)]:
@@ -76,8 +101,11 @@ def kfold() -> None:
         return
     columns = {k: PCT for k in ("mean val accuracy", "mean accuracy", "std accuracy", "min accuracy", "max accuracy")}
     columns["input size"] = st.column_config.TextColumn(width="medium")   # "40, 48, 56, 64" in full
-    st.dataframe(pd.DataFrame(compare.kfold_table(summaries)), hide_index=True, column_config=columns,
+    rows = compare.kfold_table(summaries)
+    st.dataframe(pd.DataFrame(rows, columns=compare.KFOLD_COLUMNS), hide_index=True, column_config=columns,
                  key="kfold_table")
+    st.download_button("Download the k-fold table as CSV", compare.to_csv(rows, compare.KFOLD_COLUMNS),
+                       file_name="kfold.csv", mime="text/csv", key="kfold_csv")
     for s in summaries:
         with st.expander(f"{s.get('group')}: per fold"):
             per_fold = pd.DataFrame(s["per_fold"])
@@ -90,6 +118,8 @@ chosen = choose_runs(all_runs)
 if chosen:
     st.subheader("Backbone comparison")
     table(chosen)
+    st.subheader("What differs")
+    differences(chosen)
     st.subheader("Validation curves")
     curves(chosen)
     st.subheader("Per-class F1 (test)")

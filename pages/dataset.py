@@ -10,8 +10,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from fer_core import defaults
 from fer_core.errors import UserError
+from fer_core.runs import defaults
 from pages._common import ensure_app_navigation
 
 ensure_app_navigation()
@@ -26,7 +26,7 @@ def dataset_overview(path: str, _stamp: float = 0.0) -> tuple[dict, dict[str, li
     _stamp (the folder's modification time) is part of the key, so a changed dataset is re-read.
     Only the summary and 8 faces per class are kept, not the whole dataset.
     """
-    from fer_core.datasets import load_dataset
+    from fer_core.data.datasets import load_dataset
     ds = load_dataset(path)
     rng = np.random.default_rng(0)          # the same samples on every visit
     samples = {}

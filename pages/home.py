@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core import runstore
+from fer_core.runs import store as runstore
 from pages._common import default_run_path, ensure_app_navigation
 
 ensure_app_navigation()
@@ -36,10 +36,13 @@ else:
 st.subheader("Go to")
 c1, c2 = st.columns(2)
 with c1:
-    st.page_link("pages/analyze.py", label="Analyze photos: upload pictures, see each face's emotion", icon="🖼️")
-    st.page_link("pages/webcam.py", label="Webcam: live emotions from your camera", icon="🎥")
-    st.page_link("pages/dataset.py", label="Dataset: class balance and sample faces", icon="🗂️")
+    st.page_link("pages/analyze.py", label="Analyze photos: upload pictures, see each face's emotion",
+                 icon=":material/photo_library:")
+    st.page_link("pages/video.py", label="Analyze a video: every face followed, emotions over time",
+                 icon=":material/movie:")
+    st.page_link("pages/webcam.py", label="Webcam: live emotions from your camera", icon=":material/videocam:")
+    st.page_link("pages/dataset.py", label="Dataset: class balance and sample faces", icon=":material/dataset:")
 with c2:
-    st.page_link("pages/train.py", label="Train: a new model on a dataset", icon="🏋️")
-    st.page_link("pages/runs.py", label="Runs: every training run and its results", icon="📁")
-    st.page_link("pages/compare.py", label="Compare: runs side by side", icon="📊")
+    st.page_link("pages/train.py", label="Train: a new model on a dataset", icon=":material/model_training:")
+    st.page_link("pages/runs.py", label="Runs: every training run and its results", icon=":material/folder_open:")
+    st.page_link("pages/compare.py", label="Compare: runs side by side", icon=":material/bar_chart:")

@@ -7,50 +7,74 @@ and each section says what is missing instead of failing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from fer_core import compare, jobs, runstore
 from fer_core.errors import UserError
+from fer_core.report import browse, compare
+from fer_core.runs import queue as jobs
+from fer_core.runs import store as runstore
 from pages._common import ensure_app_navigation, runs_dir
 from pages._run_charts import confusion_figure, curves_figure, per_class_figure
 
 ensure_app_navigation()
 
-STATUS_ICON = {"completed": "✅", "running": "🏋️", "queued": "⏳", "cancelled": "⏹️", "failed": "❌", "damaged": "⚠️"}
+# Material symbols ship with Streamlit: no emoji font needed
+STATUS_ICON = {"completed": ":material/check_circle:", "running": ":material/model_training:",
+               "queued": ":material/hourglass_empty:", "cancelled": ":material/stop_circle:",
+               "failed": ":material/error:", "damaged": ":material/warning:"}
 PCT = st.column_config.NumberColumn(format="percent")
+MARGIN = st.column_config.NumberColumn(format="percent", help="test accuracy minus always guessing the largest class")
 
 
 def runs_table(runs: list[dict]) -> list[dict]:
-    """The filterable table of all runs; returns the rows left after filtering."""
+    """The table of all runs, newest first, filtered and sorted by any figure or parameter."""
     rows = compare.runs_table(runs)
     c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
-    opts = lambda key: sorted({str(r[key]) for r in rows if r[key]})
+    opts = lambda key: sorted({str(r[key]) for r in rows if r[key]})   # noqa: E731
     status = c1.multiselect("Status", opts("status"))
     backbone = c2.multiselect("Backbone", opts("backbone"))
     dataset = c3.multiselect("Dataset", opts("dataset"))
     text = c4.text_input("Name contains")
     rows = compare.filter_rows(rows, status, backbone, dataset, text)
-    df = pd.DataFrame(rows, columns=compare.RUNS_COLUMNS)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    f1, f2, f3, f4 = st.columns([3, 1, 2, 3])
+    column = f1.selectbox("Filter or sort by", [""] + columns, key="runs_by",
+                          format_func=lambda c: c or "(any figure or parameter)")
+    op = f2.selectbox("Test", list(browse.OPERATORS), key="runs_op", disabled=not column)
+    value = f3.text_input("Value", key="runs_value", disabled=not column)
+    order = f4.radio("Sort", ["newest first", "largest first", "smallest first"], horizontal=True,
+                     key="runs_order", disabled=not column)
+    if column:
+        rows = browse.filter_rows(rows, column, op, value.strip())
+        if order != "newest first":
+            rows = browse.sort_rows(rows, column, descending=order == "largest first")
+    shown = compare.RUNS_COLUMNS + ([column] if column and column not in compare.RUNS_COLUMNS else [])
+    df = pd.DataFrame(rows, columns=shown)
     st.dataframe(df, hide_index=True, column_config={
-        "best val accuracy": PCT, "test accuracy": PCT, "macro F1": st.column_config.NumberColumn(format="%.3f"),
+        "best val accuracy": PCT, "last val accuracy": PCT, "test accuracy": PCT, "margin over baseline": MARGIN,
+        "macro F1": st.column_config.NumberColumn(format="%.3f"),
         "train time (s)": st.column_config.NumberColumn(format="%.0f"), "id": None,
     }, key="runs_table")
-    st.caption(f"{len(rows)} of {len(runs)} runs. Click a column header to sort.")
+    flat = sum(1 for r in rows if (r.get("margin over baseline") or 1) <= 0.005)
+    st.caption(f"{len(rows)} of {len(runs)} runs, newest first. Click a column header to sort."
+               + (f" {flat} run(s) score no better than always guessing the largest class (margin ≤ 0)."
+                  if flat else ""))
     return rows
 
 
 def pick_run(runs: list[dict], rows: list[dict]) -> dict | None:
-    """The run to show in detail; ?run=ID in the address selects one (links from other pages)."""
+    """The run to show in detail: ?run=ID in the address (links from other pages), else the run just
+    launched from the Train page, else the newest."""
     ids = [r["id"] for r in rows] or [r["id"] for r in runs]
     by_id = {r["id"]: r for r in runs}
-    wanted = st.query_params.get("run")
+    launched = [Path(p).name for p in st.session_state.get("launched", [])]
+    wanted = st.query_params.get("run") or next((i for i in reversed(launched) if i in ids), None)
     index = ids.index(wanted) if wanted in ids else 0
     choice = st.selectbox("Run", ids, index=index, key="run_pick",
-                          format_func=lambda i: f"{STATUS_ICON.get(by_id[i]['status'], '')} {by_id[i]['name']} ({i})")
+                          format_func=lambda i: f"{by_id[i]['name']} ({i}) · {by_id[i]['status']}")
     st.query_params["run"] = choice   # the address now links to this run
     return by_id.get(choice)
 
@@ -67,6 +91,11 @@ def overview(run: dict) -> None:
         st.markdown(msg)
     for problem in run["problems"]:
         st.warning(f"This run folder is damaged: {problem}")
+    base = browse.majority_baseline(run["metrics"])
+    if browse.learnt_nothing(run):
+        st.warning(f"This model learnt nothing useful: its test accuracy ({run['test_accuracy']:.1%}) is no "
+                   f"better than always answering the largest class ({base:.1%}). Train longer (see the Train "
+                   "page's presets), or check the learning rate.")
     m = st.columns(5)
     fmt = lambda v, f="{:.1%}": "–" if v is None else f.format(v)
     m[0].metric("Best val accuracy", fmt(run["best_val_accuracy"]))
@@ -113,78 +142,91 @@ def gallery(run: dict) -> None:
     if not result["items"]:
         st.info(result["note"] or "No misclassified test faces.")
         return
-    st.caption(f"{len(result['items'])} of {result['total']} misclassified test faces.")
+    items = result["items"][:24]
+    st.caption(f"{len(items)} of the {result['total']} misclassified test faces"
+               + (", one per sequence (CK+ keeps three frames of each)" if any("sequence" in i for i in items)
+                  else "") + ".")
     if result["note"]:
         st.info(result["note"])
-    shown = [i for i in result["items"] if i["path"]]
+    shown = [i for i in items if i["path"]]
     cols = st.columns(6)
     for n, item in enumerate(shown):
         conf = f" {item['confidence']:.0%}" if item["confidence"] is not None else ""
-        cols[n % 6].image(item["path"], caption=f"true {item['true']} → {item['predicted']}{conf}", width=96)
+        frames = f" ({item['frames']} frames)" if item.get("frames", 1) > 1 else ""
+        cols[n % 6].image(item["path"], caption=f"true {item['true']} → {item['predicted']}{conf}{frames}",
+                          width=96)
     if not shown:
-        st.dataframe(pd.DataFrame(result["items"]).drop(columns=["path"]), hide_index=True)
+        st.dataframe(pd.DataFrame(items).drop(columns=["path"]), hide_index=True)
 
 
 def log(run: dict) -> None:
     text = jobs.log_tail(run["path"], 400)
-    st.code(text or "(no train.log)", language=None)
+    st.code(text or "(no train.log)", language=None, wrap_lines=True)
 
 
-def actions(run: dict, root: Path) -> None:
-    path = Path(run["path"])
-    model = path / "model.keras"
+def download_action(run: dict) -> Path:
+    model = runstore.model_path(run["path"])
     if model.is_file():
         st.download_button("Download model.keras", data=lambda: model.read_bytes(), file_name=f"{run['id']}.keras",
                            mime="application/octet-stream", key="download_model")
     else:
         st.caption("No model file in this run (reference runs are committed without it, failed runs may lack one).")
+    return model
 
-    if jobs.can_resume(run):
-        st.markdown(f"**Resume**: this run is {run['status']} after epoch {run['epochs_done']}; "
-                    "its checkpoint is kept")
-        if st.button("Resume from the last checkpoint", key="resume_go"):
-            try:
-                jobs.queue_resume(path)
-                jobs.start_queued(root)
-            except (UserError, OSError) as e:
-                st.error(f"Cannot resume: {e}")
-            else:
-                st.toast(f"{run['name']} is queued to resume; follow it on the Train page")
-                st.rerun()
 
+def resume_action(run: dict, root: Path) -> None:
+    if not jobs.can_resume(run):
+        return
+    st.markdown(f"**Resume**: this run is {run['status']} after epoch {run['epochs_done']}; its checkpoint is kept")
+    if st.button("Resume from the last checkpoint", key="resume_go"):
+        try:
+            jobs.queue_resume(run["path"])
+            jobs.start_queued(root)
+        except (UserError, OSError) as e:
+            st.error(f"Cannot resume: {e}")
+        else:
+            st.toast(f"{run['name']} is queued to resume; follow it on the Train page")
+            st.rerun()
+
+
+def evaluate_action(run: dict, has_model: bool) -> None:
     st.markdown("**Re-evaluate** the model on another dataset (saved in the run's evaluations/)")
     e1, e2, e3 = st.columns([4, 1, 1])
     data = e1.text_input("Dataset path", key="eval_data", placeholder="e.g. ../shared/data/fer2013")
     split = e2.selectbox("Part", ["test", "all", "val", "train"], key="eval_split")
-    if e3.button("Evaluate", disabled=not model.is_file() or not data.strip(), key="eval_go"):
-        from fer_core.evaluate_run import evaluate_run
+    if e3.button("Evaluate", disabled=not has_model or not data.strip(), key="eval_go"):
+        from fer_core.report.evaluate import evaluate_run
         try:
             with st.spinner("Evaluating…"):
-                res = evaluate_run(path, data=data.strip(), split=split, save=True)
+                res = evaluate_run(run["path"], data=data.strip(), split=split, save=True)
+            lacks = res.get("classes_model_lacks")
             st.success(f"accuracy {res['accuracy']:.1%}, macro F1 {res['macro_f1']:.3f} on {res['num_samples']} "
                        f"images ({res['ms_per_image']:.2f} ms/image)"
-                       + (f"; classes the model lacks, not scored: {', '.join(res['classes_model_lacks'])}"
-                          if res.get("classes_model_lacks") else ""))
+                       + (f"; classes the model lacks, not scored: {', '.join(lacks)}" if lacks else ""))
         except (UserError, FileNotFoundError) as e:
             st.error(str(e))
         except Exception as e:   # an odd model or dataset: one line, not a traceback
             st.error(f"Evaluation failed: {type(e).__name__}: {e}")
-    evals = compare.saved_evaluations(path)
+    evals = compare.saved_evaluations(run["path"])
     if evals:
         st.dataframe(pd.DataFrame(evals), hide_index=True, column_config={"accuracy": PCT})
 
+
+def rename_action(run: dict) -> None:
     st.markdown("**Rename** (the folder keeps its id)")
     r1, r2 = st.columns([4, 1])
     new_name = r1.text_input("New name", value=run["name"], key=f"rename-{run['id']}")
     if r2.button("Rename", key="rename_go"):
         try:
-            runstore.rename_run(path, new_name)
+            runstore.rename_run(run["path"], new_name)
             st.rerun()
         except UserError as e:
             st.error(str(e))
         except OSError as e:
             st.error(f"Cannot write run.json: {e}")
 
+
+def delete_action(run: dict, root: Path) -> None:
     st.markdown("**Delete** this run and all its files")
     busy = run["status"] in ("running", "queued")
     sure = st.checkbox(f"Yes, delete {run['id']} permanently", key=f"sure-{run['id']}", disabled=busy)
@@ -192,7 +234,7 @@ def actions(run: dict, root: Path) -> None:
         st.caption("Cancel it on the Train page first.")
     if st.button("Delete run", type="primary", disabled=not sure or busy, key="delete_go"):
         try:
-            runstore.delete_run(root, path)
+            runstore.delete_run(root, run["path"])
         except (UserError, OSError) as e:
             st.error(f"Cannot delete: {e}")
         else:
@@ -200,6 +242,14 @@ def actions(run: dict, root: Path) -> None:
             st.session_state.pop("run_pick", None)
             st.toast(f"Deleted {run['name']}")
             st.rerun()
+
+
+def actions(run: dict, root: Path) -> None:
+    model = download_action(run)
+    resume_action(run, root)
+    evaluate_action(run, model.is_file())
+    rename_action(run)
+    delete_action(run, root)
 
 
 st.title("Runs")

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core import jobs, runstore
-from fer_core.backbones import BACKBONES
-from fer_core.config import TrainConfig
-from fer_core.datasets import load_dataset
-from fer_core.defaults import SHARED_DATA
+from fer_core.config import TrainConfig, choices, help_text
+from fer_core.data.datasets import load_dataset
 from fer_core.errors import UserError
+from fer_core.model.backbones import BACKBONES
 from fer_core.progress import format_seconds
+from fer_core.runs import queue as jobs
+from fer_core.runs import store as runstore
+from fer_core.runs.defaults import SHARED_DATA
 from pages._common import completed_runs, ensure_app_navigation, runs_dir
 from pages._run_charts import curves_figure
 
@@ -113,8 +114,7 @@ def config_form() -> TrainConfig | None:
         epochs = st.number_input("Epochs", 0, 1000, 30)
         batch_size = st.number_input("Batch size", 1, 1024, D.batch_size)
         lr = st.number_input("Learning rate", 1e-6, 0.9, D.learning_rate, format="%.6f")
-        schedule = st.selectbox("Learning-rate schedule", ["plateau", "cosine", "constant"],
-                                help="plateau: halve when validation loss stalls; cosine: decay to 0.")
+        schedule = st.selectbox("Learning-rate schedule", choices("schedule"), help=help_text("schedule"))
         augment = st.checkbox("Augmentation (flips, shifts, zoom, rotation)", value=D.augment)
         class_weights = st.checkbox("Class weights (balance rare emotions)", value=D.class_weights)
     with st.expander("Freezing and fine-tuning (pre-trained weights)"):
@@ -125,7 +125,7 @@ def config_form() -> TrainConfig | None:
         ft_lr = f3.number_input("Fine-tune learning rate", 1e-8, 0.1, D.fine_tune_lr, format="%.7f")
     with st.expander("More options"):
         a1, a2, a3 = st.columns(3)
-        optimizer = a1.selectbox("Optimizer", ["adam", "sgd"])
+        optimizer = a1.selectbox("Optimizer", choices("optimizer"), help=help_text("optimizer"))
         early = a2.number_input("Early-stopping patience (0 = off)", 0, 1000, D.early_stopping)
         max_samples = a3.number_input("Max training images (0 = all; quick trials)", 0, 10_000_000, 0, step=100,
                                       key="max_samples")
@@ -135,15 +135,14 @@ def config_form() -> TrainConfig | None:
         head_units = a1.number_input("Head units", 8, 4096, D.head_units)
         budget = a2.number_input("Time budget in seconds (0 = none)", 0, 10_000_000, 0)
         seed = a3.number_input("Seed", 0, 2 ** 31 - 1, D.seed)
-        keep = a1.selectbox("Keep", ["best", "last"], key="keep",
-                            format_func={"best": "best validation epoch", "last": "last epoch"}.get,
-                            help="last suits small validation sets (a CK+ fold), where the best epoch is noise.")
-        test_tta = a2.selectbox("Test-time augmentation", ["off", "flip", "crops"], key="test_tta",
-                                help="Final val/test figures average each face with its mirror (flip) "
-                                     "or with ten crops.")
-        mix = a3.number_input("Mixup alpha (0 = off)", 0.0, 4.0, D.mixup, key="mixup",
-                              help="Blend pairs of training faces and their labels; 0.2 is a common choice "
-                                   "for small sets.")
+        keep = a1.selectbox("Keep", choices("keep"), key="keep", help=help_text("keep"),
+                            format_func={"best": "best validation epoch", "last": "last epoch"}.get)
+        test_tta = a2.selectbox("Test-time augmentation", choices("test_tta"), key="test_tta",
+                                help=help_text("test_tta"))
+        mix = a3.number_input("Mixup alpha (0 = off)", 0.0, 4.0, D.mixup, key="mixup", help=help_text("mixup"))
+        precision = a1.selectbox("Precision", choices("precision"), key="precision", help=help_text("precision"))
+        label_mode = a2.selectbox("FER+ labels", choices("label_mode"), key="label_mode",
+                                  help=help_text("label_mode"))
     name = st.text_input("Run name (optional)", placeholder=f"{backbone}-{Path(data).name}")
     if not data_ok or weights is None:
         return None
@@ -154,7 +153,7 @@ def config_form() -> TrainConfig | None:
                        early_stopping=int(early), fine_tune_layers=int(ft_layers), fine_tune_epochs=int(ft_epochs),
                        fine_tune_lr=float(ft_lr), freeze_base=freeze, max_samples=int(max_samples), seed=int(seed),
                        name=name.strip(), label_smoothing=float(smoothing), max_train_seconds=float(budget),
-                       keep=keep, test_tta=test_tta, mixup=float(mix))
+                       keep=keep, test_tta=test_tta, mixup=float(mix), precision=precision, label_mode=label_mode)
 
 
 def launch(cfg: TrainConfig) -> None:
@@ -184,10 +183,10 @@ def job_card(run_dir: Path) -> None:
     with st.container(border=True):
         top = st.columns([4, 1])
         if p["status"] == "queued":
-            top[0].markdown(f"⏳ **{p['name']}** — queued")
+            top[0].markdown(f":material/hourglass_empty: **{p['name']}** — queued")
         else:
             phase = f", {p['phase']} phase" if p["phase"] else ""
-            top[0].markdown(f"🏋️ **{p['name']}** — {'cancelling' if p['cancel_requested'] else 'running'}{phase}")
+            top[0].markdown(f":material/model_training: **{p['name']}** — {'cancelling' if p['cancel_requested'] else 'running'}{phase}")
         top[1].button("Cancel", key=f"cancel-{run_dir.name}", disabled=p["cancel_requested"],
                       on_click=cancel_job, args=(run_dir, p["name"]))
         if p["status"] != "running":
@@ -227,14 +226,14 @@ def queue_panel() -> None:
                 if Path(d) not in active["running"] + active["queued"]]
     for d in reversed(finished):
         r = runstore.read_run(d)
-        icon = {"completed": "✅", "cancelled": "⏹️"}.get(r["status"], "❌")
+        icon = {"completed": ":material/check_circle:", "cancelled": ":material/stop_circle:"}.get(r["status"], ":material/error:")
         acc = f", test accuracy {r['test_accuracy']:.1%}" if r["test_accuracy"] is not None else ""
         msg = f"{icon} **{r['name']}** {r['status']}{acc}"
         if r["error"]:
             msg += f" — {r['error']}"
         st.markdown(msg)
     if finished:
-        st.page_link("pages/runs.py", label="See the results on the Runs page", icon="📁")
+        st.page_link("pages/runs.py", label="See the results on the Runs page", icon=":material/folder_open:")
 
 
 st.title("Train a model")

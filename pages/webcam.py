@@ -18,14 +18,15 @@ import queue
 
 import streamlit as st
 
-from fer_core import annotate
-from fer_core.faces import HaarFaceDetector
-from fer_core.live import IceConfigError, LiveStats, load_srtp_safely, make_frame_callback, parse_ice_servers
+from fer_core.serve import annotate
+from fer_core.serve.live import IceConfigError, LiveStats, load_srtp_safely, make_frame_callback, parse_ice_servers
 
 load_srtp_safely()   # before streamlit_webrtc: see the docstring (a segfault otherwise, after TensorFlow)
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
-from fer_core.video import FramePipeline
-from pages._common import ensure_app_navigation, model_picker, recognizer_for
+from streamlit_webrtc.shutdown import SessionShutdownObserver  # noqa: E402
+
+from fer_core.serve.video import FramePipeline
+from pages._common import detector_settings, ensure_app_navigation, model_picker, recognizer_for
 
 ensure_app_navigation()
 
@@ -45,25 +46,29 @@ def ice_servers() -> list[dict]:
         return []
 
 
-def live_session(run_path, min_size: int, sensitivity: float, smooth: int):
+def live_session(run_path, detector, detector_config: tuple, smooth: int):
     """This browser session's (callback, reports queue), rebuilt only when the settings change.
 
     The frame callback runs on streamlit-webrtc's worker thread, not the script's thread, so it
-    must not call Streamlit. It hands each frame's result to the page through a queue.Queue,
-    which is thread-safe and lets the page wait for the next result without polling.
+    must not call Streamlit. It hands each frame's result to the page through a bounded queue.Queue
+    (thread-safe; the page waits on it without polling; when the page lags, the oldest report is
+    dropped rather than the video thread blocked). The pipeline's face-search thread stops when the
+    browser session ends or the user leaves the page (streamlit-webrtc's own session observer, the
+    one it uses for its workers), and when the settings change.
     """
-    config = (str(run_path), min_size, sensitivity, smooth)
+    config = (str(run_path), detector_config, smooth)
     live = st.session_state.get("webcam_live")
-    if live is None or live["config"] != config:
+    if live is None or live["config"] != config or live["pipeline"].closed:
         if live is not None:
+            live["observer"].stop()
             live["pipeline"].close()
-        recognizer = annotate.with_detector(recognizer_for(run_path),
-                                            HaarFaceDetector(min_size=min_size, sensitivity=sensitivity))
+        recognizer = annotate.with_detector(recognizer_for(run_path), detector)
         reports: queue.Queue = queue.Queue(maxsize=30)
         # background_detect: the full-frame face search runs on the second core, never on the frame path
         pipeline = FramePipeline(recognizer, smooth_frames=smooth, background_detect=True)
         live = {"config": config, "reports": reports, "pipeline": pipeline,
-                "callback": make_frame_callback(pipeline, reports)}
+                "callback": make_frame_callback(pipeline, reports),
+                "observer": SessionShutdownObserver(pipeline.close)}
         st.session_state["webcam_live"] = live
     return live["callback"], live["reports"]
 
@@ -75,16 +80,14 @@ st.write("Press START and allow the camera: every face is boxed and labelled liv
 with st.sidebar:
     st.header("Model")
     run_path = model_picker(key="webcam_model")
-    st.header("Face detector")
-    min_size = st.slider("Minimum face size (pixels)", 20, 300, 40, step=5, key="webcam_min_size")
-    sensitivity = st.slider("Sensitivity", 0.0, 1.0, 0.5, step=0.05, key="webcam_sensitivity")
+    detector, detector_config = detector_settings("webcam", min_size_default=40)
     smooth = st.slider("Smooth the emotion over (frames)", 1, 30, 8, key="webcam_smooth",
                        help="Averaging over recent frames stops the label from flickering.")
 
 if run_path is None:
     st.stop()
 
-callback, reports = live_session(run_path, min_size, sensitivity, smooth)
+callback, reports = live_session(run_path, detector, detector_config, smooth)
 ctx = webrtc_streamer(
     key="emotion-webcam",
     mode=WebRtcMode.SENDRECV,
