@@ -97,6 +97,8 @@ def _training_commands(sub) -> None:
                    help="test-time augmentation: flip (face + mirror) or crops (5 crops x flip; --tta alone)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--save", action="store_true", help="store the result in the run as evaluations/*.json")
+    p.add_argument("--classes", default=None, help="score only these emotions (comma-separated names), e.g. to "
+                                                    "compare models with different class sets on the same faces")
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
@@ -245,7 +247,8 @@ def _train_from_folder(run_dir: str, resume: bool) -> int:
 
 def cmd_evaluate(a) -> int:
     from fer_core.report.evaluate import evaluate_run
-    result = evaluate_run(a.run_dir, data=a.data, split=a.split, tta=a.tta, save=a.save)
+    classes = [c.strip() for c in a.classes.split(",") if c.strip()] if a.classes else None
+    result = evaluate_run(a.run_dir, data=a.data, split=a.split, tta=a.tta, save=a.save, classes=classes)
     if a.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -7,6 +7,7 @@ the progress shown here are read back from the run folders every few seconds.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import streamlit as st
@@ -24,7 +25,6 @@ from pages._run_charts import curves_figure
 
 ensure_app_navigation()
 
-D = TrainConfig()   # the defaults shown in the form
 WEIGHTS_LABELS = {"none": "None (train from scratch)", "imagenet": "ImageNet (keras.applications)",
                   "run": "An earlier run (transfer its backbone)", "file": "A weights file"}
 
@@ -35,23 +35,23 @@ def dataset_summary(path: str, stamp: float) -> dict:
     return load_dataset(path).summary()
 
 
-def show_summary(path: str) -> bool:
-    """Summary of the chosen dataset; False (with the reason shown) when it cannot be used."""
+def show_summary(path: str) -> dict | None:
+    """Summary of the chosen dataset; None (with the reason shown) when it cannot be used."""
     p = Path(path).expanduser()
     if not path.strip():
         st.info("Enter the path of a dataset: a FER2013 csv or folder, CK+48, or a folder of class folders.")
-        return False
+        return None
     if not p.exists():
         st.error(f"Dataset path not found: {p}")
-        return False
+        return None
     try:
         s = dataset_summary(str(p.resolve()), p.stat().st_mtime)
     except UserError as e:
         st.error(str(e))
-        return False
+        return None
     except Exception as e:   # an unreadable dataset must not break the page
         st.error(f"Cannot read this dataset: {type(e).__name__}: {e}")
-        return False
+        return None
     st.success(f"**{s['name']}** — {s['format']}, {s['num_samples']:,} images, {len(s['classes'])} classes"
                + (f", {s['num_subjects']} subjects" if s["has_subjects"] else ""))
     import pandas as pd
@@ -60,7 +60,7 @@ def show_summary(path: str) -> bool:
     st.dataframe(counts, width="content")
     for problem in s["problems"][:10]:
         st.warning(problem)
-    return True
+    return s
 
 
 def split_spec() -> str:
@@ -78,10 +78,48 @@ def split_spec() -> str:
     return kind
 
 
+FORM_DEFAULTS = {**TrainConfig().to_dict(), "backbone": "fer_vgg", "epochs": 30}
+
+
+def k(name: str) -> str:
+    """The session-state key of a form field: presets write here, the widgets read from here."""
+    return f"f_{name}"
+
+
+def init_form_state() -> None:
+    for name, value in FORM_DEFAULTS.items():
+        st.session_state.setdefault(k(name), value)
+    st.session_state.setdefault("weights_kind", "none")
+
+
+def apply_preset(preset) -> None:
+    """Button callback: fills the form's fields (all stay editable)."""
+    for name, value in preset.options.items():
+        if name == "weights":
+            st.session_state["weights_kind"] = "none" if value == "none" else "run"
+            st.session_state["weights_run"] = value[4:] if value.startswith("run:") else None
+        else:
+            st.session_state[k(name)] = value
+
+
+def preset_panel(num_train: int) -> None:
+    """Presets for this dataset's size, each with what it took and reached here (from the run store)."""
+    from fer_core.train import presets
+    choices_here = presets.PRESETS[presets.kind_of(num_train)]
+    st.markdown("**Presets** (fill the form below; every field stays editable)")
+    for col, preset in zip(st.columns(len(choices_here)), choices_here):
+        f = presets.figures(preset, runs_dir())
+        took = f"~{f['minutes']:.0f} min here" if f.get("minutes") else "time not measured here"
+        got = f"{f['accuracy']:.1%} {f['measure']}" if f.get("accuracy") is not None else "accuracy not measured here"
+        col.button(preset.name, key=f"preset_{preset.name}", on_click=apply_preset, args=(preset,),
+                   help=f"{preset.what}; from {f['source']}", use_container_width=True)
+        col.caption(f"{preset.what}: {took}, {got}")
+
+
 def weights_choice(backbone: str) -> str | None:
     """'none' | 'imagenet' | 'run:DIR' | PATH, or None when the choice is incomplete."""
     kind = st.radio("Weights", list(WEIGHTS_LABELS), format_func=WEIGHTS_LABELS.get, horizontal=True,
-                    help="ImageNet weights exist for the keras.applications backbones only.")
+                    key="weights_kind", help="ImageNet weights exist for the keras.applications backbones only.")
     if kind in ("none", "imagenet"):
         return kind
     if kind == "file":
@@ -91,69 +129,75 @@ def weights_choice(backbone: str) -> str | None:
     if not same:
         st.warning(f"No completed run with a {backbone} backbone yet.")
         return None
-    i = st.selectbox("Run", range(len(same)), format_func=lambda i: f"{same[i]['name']} ({same[i]['dataset']}, "
-                     f"test acc {same[i]['test_accuracy'] or 0:.1%})")
+    wanted = st.session_state.get("weights_run")
+    index = next((i for i, r in enumerate(same) if wanted and Path(r["path"]).name == Path(wanted).name), 0)
+    i = st.selectbox("Run", range(len(same)), index=index, format_func=lambda i: f"{same[i]['name']} "
+                     f"({same[i]['dataset']}, test acc {same[i]['test_accuracy'] or 0:.1%})")
     return "run:" + same[i]["path"]
+
+
+def main_options(c1, c2) -> dict:
+    with c1:
+        backbone = st.selectbox("Backbone", list(BACKBONES), key=k("backbone"))
+        bb = BACKBONES[backbone]
+        weights = weights_choice(backbone)
+        input_size = st.number_input(f"Input size (0 = {bb.default_size}, the backbone's default)", 0, 320,
+                                     key=k("input_size"), help=f"At least {bb.min_size}. Faces are upscaled from 48x48.")
+        split = split_spec()
+    with c2:
+        st.number_input("Epochs", 0, 1000, key=k("epochs"))
+        st.number_input("Batch size", 1, 1024, key=k("batch_size"))
+        st.number_input("Learning rate", 1e-6, 0.9, key=k("learning_rate"), format="%.6f")
+        st.selectbox("Learning-rate schedule", choices("schedule"), key=k("schedule"), help=help_text("schedule"))
+        st.number_input("Time budget in seconds (0 = none)", 0.0, 1e7, key=k("max_train_seconds"),
+                        help=help_text("max_train_seconds"))
+        st.checkbox("Augmentation (flips, shifts, zoom, rotation)", key=k("augment"))
+        st.checkbox("Class weights (balance rare emotions)", key=k("class_weights"))
+    return {"backbone": backbone, "weights": weights, "input_size": int(input_size), "split": split}
+
+
+def more_options() -> None:
+    with st.expander("Freezing and fine-tuning (pre-trained weights)"):
+        st.checkbox("Train the new head on a frozen base first", key=k("freeze_base"))
+        f1, f2, f3 = st.columns(3)
+        f1.number_input("Then unfreeze the top N base layers (-1 = all, 0 = none)", -1, 1000, key=k("fine_tune_layers"))
+        f2.number_input("Fine-tune epochs", 0, 1000, key=k("fine_tune_epochs"))
+        f3.number_input("Fine-tune learning rate", 1e-8, 0.1, key=k("fine_tune_lr"), format="%.7f")
+    with st.expander("More options"):
+        a1, a2, a3 = st.columns(3)
+        a1.selectbox("Optimizer", choices("optimizer"), key=k("optimizer"), help=help_text("optimizer"))
+        a2.number_input("Early-stopping patience (0 = off)", 0, 1000, key=k("early_stopping"))
+        a3.number_input("Max training images (0 = all; quick trials)", 0, 10_000_000, step=100, key=k("max_samples"))
+        a1.number_input("Dropout", 0.0, 0.95, key=k("dropout"))
+        a2.number_input("Weight decay (L2)", 0.0, 1.0, key=k("weight_decay"), format="%.5f")
+        a3.number_input("Label smoothing", 0.0, 0.5, key=k("label_smoothing"))
+        a1.number_input("Head units", 8, 4096, key=k("head_units"))
+        a2.number_input("Seed", 0, 2 ** 31 - 1, key=k("seed"))
+        a3.number_input("Mixup alpha (0 = off)", 0.0, 4.0, key=k("mixup"), help=help_text("mixup"))
+        a1.selectbox("Keep", choices("keep"), key=k("keep"), help=help_text("keep"),
+                     format_func={"best": "best validation epoch", "last": "last epoch"}.get)
+        a2.selectbox("Test-time augmentation", choices("test_tta"), key=k("test_tta"), help=help_text("test_tta"))
+        a3.selectbox("Precision", choices("precision"), key=k("precision"), help=help_text("precision"))
+        a1.selectbox("FER+ labels", choices("label_mode"), key=k("label_mode"), help=help_text("label_mode"))
 
 
 def config_form() -> TrainConfig | None:
     """All the options; returns the config, or None when the dataset cannot be used."""
+    init_form_state()
     default_data = SHARED_DATA / "ckplus" / "CK+48"
     data = st.text_input("Dataset path", value=str(default_data) if default_data.exists() else "", key="data")
-    data_ok = show_summary(data)
-
-    c1, c2 = st.columns(2)
-    with c1:
-        backbone = st.selectbox("Backbone", list(BACKBONES), index=list(BACKBONES).index("fer_vgg"))
-        bb = BACKBONES[backbone]
-        weights = weights_choice(backbone)
-        input_size = st.number_input(f"Input size (0 = {bb.default_size}, the backbone's default)", 0, 320, 0,
-                                     help=f"At least {bb.min_size}. Faces are upscaled from 48x48.")
-        split = split_spec()
-    with c2:
-        epochs = st.number_input("Epochs", 0, 1000, 30)
-        batch_size = st.number_input("Batch size", 1, 1024, D.batch_size)
-        lr = st.number_input("Learning rate", 1e-6, 0.9, D.learning_rate, format="%.6f")
-        schedule = st.selectbox("Learning-rate schedule", choices("schedule"), help=help_text("schedule"))
-        augment = st.checkbox("Augmentation (flips, shifts, zoom, rotation)", value=D.augment)
-        class_weights = st.checkbox("Class weights (balance rare emotions)", value=D.class_weights)
-    with st.expander("Freezing and fine-tuning (pre-trained weights)"):
-        freeze = st.checkbox("Train the new head on a frozen base first", value=D.freeze_base)
-        f1, f2, f3 = st.columns(3)
-        ft_layers = f1.number_input("Then unfreeze the top N base layers (-1 = all, 0 = none)", -1, 1000, 0)
-        ft_epochs = f2.number_input("Fine-tune epochs", 0, 1000, 0)
-        ft_lr = f3.number_input("Fine-tune learning rate", 1e-8, 0.1, D.fine_tune_lr, format="%.7f")
-    with st.expander("More options"):
-        a1, a2, a3 = st.columns(3)
-        optimizer = a1.selectbox("Optimizer", choices("optimizer"), help=help_text("optimizer"))
-        early = a2.number_input("Early-stopping patience (0 = off)", 0, 1000, D.early_stopping)
-        max_samples = a3.number_input("Max training images (0 = all; quick trials)", 0, 10_000_000, 0, step=100,
-                                      key="max_samples")
-        dropout = a1.number_input("Dropout", 0.0, 0.95, D.dropout)
-        weight_decay = a2.number_input("Weight decay (L2)", 0.0, 1.0, D.weight_decay, format="%.5f")
-        smoothing = a3.number_input("Label smoothing", 0.0, 0.5, D.label_smoothing)
-        head_units = a1.number_input("Head units", 8, 4096, D.head_units)
-        budget = a2.number_input("Time budget in seconds (0 = none)", 0, 10_000_000, 0)
-        seed = a3.number_input("Seed", 0, 2 ** 31 - 1, D.seed)
-        keep = a1.selectbox("Keep", choices("keep"), key="keep", help=help_text("keep"),
-                            format_func={"best": "best validation epoch", "last": "last epoch"}.get)
-        test_tta = a2.selectbox("Test-time augmentation", choices("test_tta"), key="test_tta",
-                                help=help_text("test_tta"))
-        mix = a3.number_input("Mixup alpha (0 = off)", 0.0, 4.0, D.mixup, key="mixup", help=help_text("mixup"))
-        precision = a1.selectbox("Precision", choices("precision"), key="precision", help=help_text("precision"))
-        label_mode = a2.selectbox("FER+ labels", choices("label_mode"), key="label_mode",
-                                  help=help_text("label_mode"))
-    name = st.text_input("Run name (optional)", placeholder=f"{backbone}-{Path(data).name}")
-    if not data_ok or weights is None:
+    summary = show_summary(data)
+    if summary:
+        preset_panel(summary["split_totals"].get("train") or summary["num_samples"])
+    main = main_options(*st.columns(2))
+    more_options()
+    name = st.text_input("Run name (optional)", placeholder=f"{main['backbone']}-{Path(data).name}")
+    if not summary or main["weights"] is None:
         return None
-    return TrainConfig(data=data.strip(), backbone=backbone, weights=weights, split=split, input_size=int(input_size),
-                       epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(lr), optimizer=optimizer,
-                       schedule=schedule, weight_decay=float(weight_decay), dropout=float(dropout),
-                       head_units=int(head_units), augment=augment, class_weights=class_weights,
-                       early_stopping=int(early), fine_tune_layers=int(ft_layers), fine_tune_epochs=int(ft_epochs),
-                       fine_tune_lr=float(ft_lr), freeze_base=freeze, max_samples=int(max_samples), seed=int(seed),
-                       name=name.strip(), label_smoothing=float(smoothing), max_train_seconds=float(budget),
-                       keep=keep, test_tta=test_tta, mixup=float(mix), precision=precision, label_mode=label_mode)
+    values = {f: st.session_state[k(f)] for f in FORM_DEFAULTS if k(f) in st.session_state}
+    values.update(main, data=data.strip(), name=name.strip(), runs_dir=FORM_DEFAULTS["runs_dir"])
+    cast = {f.name: type(FORM_DEFAULTS[f.name]) for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{f: cast[f](v) for f, v in values.items() if f in cast})
 
 
 def launch(cfg: TrainConfig) -> None:

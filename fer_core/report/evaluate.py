@@ -2,56 +2,78 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
 from fer_core.data.datasets import DatasetError, load_dataset
+from fer_core.data.emotions import canonical
 from fer_core.data.splits import make_split
 from fer_core.report.evaluation import evaluate_arrays, match_labels, tta_mode
 from fer_core.runs import store as runstore
 
 
-def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: bool | str = "off", save: bool = False) -> dict:
+def load_run_data(run_dir, info: dict, data: str | None = None):
+    """(dataset, same_data): the run's own dataset read as training read it (its FER+ label mode, so the
+    indices in split.json point at the same faces), or another dataset with majority labels."""
+    cfg = info.get("config", {}) or {}
+    data_path = data or cfg.get("data")
+    if not data_path:
+        raise DatasetError(f"{run_dir}: the run does not record its dataset; give the dataset's path.")
+    same_data = data is None or Path(data).resolve() == Path(cfg.get("data", "") or ".").resolve()
+    mode = cfg.get("label_mode", "majority") if same_data else "majority"
+    return load_dataset(data_path, cfg.get("image_size", 48), label_mode=mode), same_data
+
+
+def part_indices(run_dir, info: dict, ds, part: str, same_data: bool) -> tuple[np.ndarray, str]:
+    """Which faces are a run's `part` (train/val/test/all), decided here only (evaluate and export ask this):
+    the run's own split.json on its own data; else the dataset's official split; else the run's split spec."""
+    if part == "all":
+        return np.arange(len(ds)), "every face"
+    if part not in ("train", "val", "test"):
+        raise DatasetError(f"unknown split '{part}'; use train, val, test or all")
+    recorded = runstore.read_json(runstore.split_path(run_dir), {}) or {}
+    if same_data and (recorded.get("indices") or {}).get(part) is not None:
+        return np.array(recorded["indices"][part], dtype=np.int64), f"the run's own {part} part"
+    if ds.splits is not None:
+        return np.flatnonzero(ds.splits == part), f"the dataset's official {part} part"
+    cfg = info.get("config", {}) or {}
+    seed = cfg.get("split_seed", -1) if cfg.get("split_seed", -1) >= 0 else cfg.get("seed", 1337)
+    try:
+        s = make_split(ds, (info.get("split", {}) or {}).get("spec", "auto"), seed)
+    except DatasetError:
+        s = make_split(ds, "auto", seed)
+    return getattr(s, part), f"the {part} part of the run's split rule"
+
+
+def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: bool | str = "off",
+                 save: bool = False, classes: list[str] | None = None) -> dict:
+    """Accuracy and per-class figures of a run's model on a part of a dataset, scored by emotion name on the
+    classes the model knows; `classes` (emotion names) limits scoring to those, so that models with different
+    class sets can be compared on the faces they both know."""
     from fer_core.serve.recognizer import EmotionRecognizer
     run_dir = Path(run_dir)
     info = runstore.read_json(runstore.run_json_path(run_dir), None)
     if info is None:
         raise runstore.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
-    cfg = info.get("config", {})
     rec = EmotionRecognizer.from_run(run_dir, prefer_tflite=False)
-    data_path = data or cfg.get("data")
-    ds = load_dataset(data_path, cfg.get("image_size", 48))
-    same_data = data is None or Path(data).resolve() == Path(cfg.get("data", "")).resolve()
-    if split == "all":
-        idx = np.arange(len(ds))
-    else:
-        if split not in ("train", "val", "test"):
-            raise DatasetError(f"unknown split '{split}'; use train, val, test or all")
-        if same_data and runstore.split_path(run_dir).exists():
-            sj = runstore.read_json(runstore.split_path(run_dir), {}) or {}
-            idx = np.array(sj.get("indices", {}).get(split, []), dtype=np.int64)
-        else:
-            spec = "official" if ds.splits is not None else (info.get("split", {}) or {}).get("spec", "auto")
-            seed = cfg.get("split_seed", -1) if cfg.get("split_seed", -1) >= 0 else cfg.get("seed", 1337)
-            try:
-                s = make_split(ds, spec, seed)
-            except DatasetError:
-                s = make_split(ds, "auto", seed)
-            idx = getattr(s, split)
+    ds, same_data = load_run_data(run_dir, info, data)
+    idx, _ = part_indices(run_dir, info, ds, split, same_data)
     mapping, missing = match_labels(rec.class_names, ds.class_names)
+    if classes:
+        wanted = {canonical(c) for c in classes}
+        mapping = {j: m for j, m in mapping.items() if canonical(ds.class_names[j]) in wanted}
     keep = np.array([i for i in idx if int(ds.labels[i]) in mapping], dtype=np.int64)
     y = np.array([mapping[int(ds.labels[i])] for i in keep], dtype=np.int64)
-    t0 = time.time()
     m, _ = evaluate_arrays(rec.predict_fn, ds.images[keep], y, rec.class_names, tta=tta)
-    result = {"run": str(run_dir), "data": str(data_path), "split": split, **m,
+    result = {"run": str(run_dir), "data": str(data or info.get("config", {}).get("data")), "split": split, **m,
               "classes_model_lacks": missing, "samples_skipped": int(len(idx) - len(keep)),
+              "classes_scored": [ds.class_names[j] for j in sorted(mapping)],
               "evaluated": runstore.now_iso()}
     if save:
         out = run_dir / "evaluations"
         out.mkdir(exist_ok=True)
-        name = f"{Path(str(data_path)).name}-{split}{_tta_suffix(tta)}.json"
+        name = f"{Path(result['data']).name}-{split}{_tta_suffix(tta)}.json"
         runstore.write_json_atomic(out / runstore.safe_slug(name), result)
     return result
 

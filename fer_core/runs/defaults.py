@@ -1,10 +1,14 @@
-"""The app's default model, named in one place."""
+"""The app's default model and the headline runs, named in one place."""
 
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]     # fer_core/runs/defaults.py -> the repository
 RUNS_DIR = REPO_ROOT / "runs"
-# The committed default run (FER2013, fer_vgg). Re-train with the command in the README.
-DEFAULT_RUN_ID = "default-fer_vgg-fer2013"
-DEFAULT_RUN = RUNS_DIR / DEFAULT_RUN_ID
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# The committed headline runs (README, Results, has the command of each).
+FER2013_RUN_ID = "fer2013-fer_vgg-48"       # FER2013's 7 classes
+FERPLUS_RUN_ID = "ferplus-fer_vgg-48"       # FER+'s 8 classes, trained on the annotators' votes
+# The model the app opens on: the one that reads unseen people's faces best (README: "The default model").
+DEFAULT_RUN_ID = FERPLUS_RUN_ID
+DEFAULT_RUN = RUNS_DIR / DEFAULT_RUN_ID

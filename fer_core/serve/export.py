@@ -106,35 +106,20 @@ def convert_to_tflite(model, quantize: str = "none", calibration: np.ndarray | N
 def _evaluation_data(run_dir: Path, info: dict, data: str | None, size: int):
     """(test images, labels mapped to the model's classes, calibration images, description).
 
-    FER2013 (folders or csv with its Usage split): PrivateTest is the test set and Training
-    the calibration pool. Other data: the run's own split.json when the data is the run's,
-    else the dataset's default split.
+    The test and calibration (training) faces are the run's parts as report.evaluate.part_indices decides
+    them: the one rule for which faces are a run's test set.
     """
-    from fer_core.data.datasets import load_dataset
-    from fer_core.data.splits import make_split
+    from fer_core.report.evaluate import load_run_data, part_indices
     from fer_core.report.evaluation import match_labels, to_model_input
-    cfg = info.get("config", {}) or {}
-    data_path = data or cfg.get("data")
-    if not data_path:
-        raise ExportError(f"{run_dir}: the run does not record its dataset; pass --data PATH "
-                          "(e.g. ../shared/data/fer2013) for the accuracy check.")
-    if not Path(data_path).exists():
-        raise ExportError(f"dataset not found: {data_path}. Pass --data with the FER2013 folder or csv.")
-    ds = load_dataset(data_path, size)
-    same_data = Path(data_path).resolve() == Path(cfg.get("data", "") or ".").resolve()
-    if ds.splits is not None:
-        test_idx = np.flatnonzero(ds.splits == "test")
-        train_idx = np.flatnonzero(ds.splits == "train")
-        where = "official test split (FER2013: PrivateTest)"
-    elif same_data and runstore.split_path(run_dir).is_file():
-        sj = runstore.read_json(runstore.split_path(run_dir), {}) or {}
-        test_idx = np.array(sj.get("indices", {}).get("test", []), dtype=np.int64)
-        train_idx = np.array(sj.get("indices", {}).get("train", []), dtype=np.int64)
-        where = "the run's own test split"
-    else:
-        s = make_split(ds, "auto", cfg.get("seed", 1337))
-        test_idx, train_idx = s.test, s.train
-        where = "the dataset's default test split"
+    data_path = data or (info.get("config", {}) or {}).get("data")
+    if data_path and not Path(data_path).exists():
+        raise ExportError(f"dataset not found: {data_path}. Pass --data with the dataset the model was trained on.")
+    try:
+        ds, same_data = load_run_data(run_dir, info, data)
+    except UserError as e:
+        raise ExportError(f"{e} Pass --data PATH (e.g. ../shared/data/fer2013) for the accuracy check.") from None
+    test_idx, where = part_indices(run_dir, info, ds, "test", same_data)
+    train_idx, _ = part_indices(run_dir, info, ds, "train", same_data)
     classes = info.get("class_names") or ds.class_names
     mapping, _ = match_labels(classes, ds.class_names)
     keep = np.array([i for i in test_idx if int(ds.labels[i]) in mapping], dtype=np.int64)
@@ -148,7 +133,6 @@ def _evaluation_data(run_dir: Path, info: dict, data: str | None, size: int):
             f"{data_path}: {where}, {len(keep)} images")
 
 
-# ---------------------------------------------------------------- timing
 def time_per_image(predict_fn, x: np.ndarray, batch: int, min_seconds: float = 1.0, max_calls: int = 400) -> float:
     """Median milliseconds per image of predict_fn on batches of `batch` images (after one warm-up call)."""
     xb = x[:batch] if len(x) >= batch else np.resize(x, (batch, *x.shape[1:]))

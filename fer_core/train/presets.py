@@ -1,0 +1,77 @@
+"""Presets for the Train form: recipes a person understands, each with the time it took here and the accuracy it
+reached, read from the committed runs that used it (never typed in by hand).
+
+Large datasets (FER2013, FER+) and small ones (CK+, a folder of a few hundred faces) get different recipes.
+Every field of the form stays editable after a preset fills it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer_core.runs import store
+from fer_core.runs.defaults import FER2013_RUN_ID, FERPLUS_RUN_ID
+
+LARGE = dict(backbone="fer_vgg", input_size=48, batch_size=64, optimizer="adam", learning_rate=1e-3,
+             schedule="cosine", early_stopping=0, dropout=0.4, precision="mixed_bfloat16", epochs=100)
+SMALL = dict(backbone="fer_vgg", input_size=48, batch_size=32, schedule="cosine", early_stopping=0, epochs=40,
+             precision="mixed_bfloat16", keep="last", test_tta="flip")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    what: str
+    options: dict
+    reference: str          # a run id, "kfold:GROUP", or "minutes:RUN_ID:N" (that run's best validation by minute N)
+
+
+PRESETS = {
+    "large": [
+        Preset("Quick look", "10 minutes of the full recipe's schedule", {**LARGE, "max_train_seconds": 600.0},
+               f"minutes:{FER2013_RUN_ID}:10"),
+        Preset("Good", "30 minutes", {**LARGE, "max_train_seconds": 1800.0}, f"minutes:{FER2013_RUN_ID}:30"),
+        Preset("Best", "the committed FER2013 recipe", {**LARGE, "max_train_seconds": 5100.0}, FER2013_RUN_ID),
+    ],
+    "small": [
+        Preset("Quick look", "from scratch, 40 epochs", {**SMALL, "weights": "none"}, "kfold:ck-scratch"),
+        Preset("Best", "transfer from the committed FER+ model, 40 epochs",
+               {**SMALL, "weights": f"run:runs/{FERPLUS_RUN_ID}", "freeze_base": False},
+               "kfold:ck-transfer-ferplus"),
+    ],
+}
+
+
+def kind_of(num_train_faces: int) -> str:
+    return "large" if num_train_faces >= 10_000 else "small"
+
+
+def _minutes_figure(runs_dir: Path, run_id: str, minutes: float) -> dict:
+    """The best validation accuracy the run had reached after `minutes` of training (its own schedule was
+    longer, so a run given only that budget, annealed to its end, does at least about as well)."""
+    rows = store.read_history_rows(Path(runs_dir) / run_id)
+    spent, best = 0.0, None
+    for r in rows:
+        spent += float(r[7])
+        if spent > minutes * 60:
+            break
+        best = max(best or 0.0, float(r[5]))
+    return {"minutes": minutes, "accuracy": best, "measure": "validation accuracy", "source": run_id}
+
+
+def figures(preset: Preset, runs_dir) -> dict:
+    """{"minutes", "accuracy", "measure", "source"} from the run store; accuracy None where not measured here."""
+    runs_dir = Path(runs_dir)
+    if preset.reference.startswith("minutes:"):
+        _, run_id, minutes = preset.reference.split(":")
+        return _minutes_figure(runs_dir, run_id, float(minutes))
+    if preset.reference.startswith("kfold:"):
+        s = store.read_json(runs_dir / f"kfold-{preset.reference[6:]}.json", None) or {}
+        folds = s.get("folds") or 1
+        return {"minutes": (s.get("train_seconds_all_runs") or 0) / 60 / folds or None,
+                "accuracy": s.get("mean_accuracy"), "measure": "test accuracy, mean of 10 folds",
+                "source": preset.reference[6:]}
+    run = store.read_run(runs_dir / preset.reference)
+    return {"minutes": (run.get("train_seconds") or 0) / 60 or None, "accuracy": run.get("test_accuracy"),
+            "measure": "test accuracy", "source": preset.reference}
