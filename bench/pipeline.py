@@ -2,10 +2,10 @@
 
 Webcam case: the real photos in ../shared/data/photos, resized to 640x480, each shown for a
 run of consecutive frames with a small drift (a camera does not jump scenes every frame),
-through FramePipeline.process (detect or follow faces, classify all faces in one batch,
-smooth, draw). Printed: frames/s sustained and p50/p95 frame time, over all frames and over
-the frames with 1-3 faces (the target case), for detect_every=1, detect_every=3, and
-detect_every=3 with the full search on a background thread (what the webcam page uses).
+through FramePipeline.process (detect, align, classify all faces in one batch, smooth, draw).
+Printed: frames/s sustained and p50/p95 frame time, over all frames and over the frames with
+1-3 faces (the target case). BlazeFace (the default) searches every frame; with --detector haar,
+also detect_every=3 and detect_every=3 with the search on a background thread.
 
 Photo case: each photo upscaled to 4000x3000 (12 MP), analysed (detect, classify) and annotated.
 """
@@ -84,14 +84,17 @@ def main(argv=None) -> int:
     run = check_run(a.run_dir)
     from fer_core.serve.recognizer import EmotionRecognizer
     print_machine()
-    rec = EmotionRecognizer.from_run(run, prefer_tflite=a.engine == "auto")
-    print(f"model: {run} (engine {rec.engine})")
+    from fer_core.serve.detectors import make_detector
+    rec = EmotionRecognizer.from_run(run, make_detector(a.detector), prefer_tflite=a.engine == "auto")
+    print(f"model: {run} (engine {rec.engine}, detector {a.detector})")
     paths = photo_paths()
     full = [read_bgr(p) for p in paths]
     small = [cv2.resize(im, (640, 480), interpolation=cv2.INTER_AREA) for im in full]
     frames = 40 if a.quick else a.frames
     per_scene = 10 if a.quick else 50
-    for every, background in ((1, False), (3, False), (3, True)):   # the webcam page uses the last
+    # BlazeFace searches every frame (a few ms); Haar's modes: every frame, every 3rd, and on a background thread
+    modes = ((1, False),) if a.detector == "blazeface" else ((1, False), (3, False), (3, True))
+    for every, background in modes:
         bench_webcam(rec, small, frames, per_scene, every, background)
     bench_photo(rec, full[:2] if a.quick else full, 1 if a.quick else 3)
     return 0

@@ -127,7 +127,7 @@ def test_home_names_the_model_in_use_and_links_every_page(app_runs):
 def test_analyze_labels_every_face_of_a_real_photo(app_runs, recognizer, photo_bytes):
     from fer_core.data.images import decode_image
     expected = recognizer.analyze(decode_image(photo_bytes))
-    assert expected, "the Haar detector should find faces in the test photo"
+    assert expected, "the default detector should find faces in the test photo"
 
     at = upload(open_app("pages/analyze.py"), (PHOTO_NAME, photo_bytes))
     table = faces_frame(at)
@@ -262,15 +262,15 @@ def test_gradcam_explains_the_predicted_class(recognizer, photo_bytes):
 
 
 def test_gradcam_explains_the_committed_default_model(default_run, photo_bytes):
-    """The default model computes in bfloat16 and blurs faces first (--match-sharpness): Grad-CAM must
-    explain that model's own answer (it crashed on bfloat16 maps, and skipped the blur)."""
+    """The default model computes in bfloat16: Grad-CAM must explain that model's own answer (it once
+    crashed on bfloat16 maps)."""
     from fer_core.serve import annotate
     from fer_core.serve.gradcam import GradCam
     from fer_core.serve.recognizer import EmotionRecognizer
     recognizer = EmotionRecognizer.from_run(default_run)
     x = annotate.model_inputs(recognizer, annotate.analyze_photo(recognizer, photo_bytes, PHOTO_NAME))
     cam = GradCam(recognizer.model)
-    assert cam.conv_layer.output.shape[1] >= 6     # its 24-px input ends in a 3x3 map: one stage earlier
+    assert cam.conv_layer.output.shape[1] >= 6     # a map fine enough to show where (6x6 at 48 px)
     heat, probs = cam.heatmaps(x)
     own = np.asarray(recognizer.model(x, training=False), np.float32)
     np.testing.assert_allclose(probs, own, atol=0.02)                 # bfloat16 rounding, no other difference

@@ -64,10 +64,10 @@ def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, c
     assert not at.exception and runstore.list_runs(store) == []
 
     number_input(at, "Epochs").set_value(1)
-    at.number_input(key="max_samples").set_value(200)
-    at.selectbox(key="keep").set_value("last")
-    at.selectbox(key="test_tta").set_value("flip")
-    at.number_input(key="mixup").set_value(0.2)
+    at.number_input(key="f_max_samples").set_value(200)
+    at.selectbox(key="f_keep").set_value("last")
+    at.selectbox(key="f_test_tta").set_value("flip")
+    at.number_input(key="f_mixup").set_value(0.2)
     at.text_input(key="data").run()
     name_box = next(t for t in at.text_input if t.label.startswith("Run name"))
     name_box.set_value("from-the-page").run()

@@ -113,6 +113,37 @@ def test_analyze_labels_the_faces_of_an_uploaded_photo(server, page, photos, def
     screenshot(page, "analyze")
 
 
+def _heatmap(page) -> dict:
+    """The Analyze page's faces x emotions heatmap, as plotly holds it in the page."""
+    return page.evaluate("""() => { const p = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+                                   return {x: p.data[0].x, y: p.data[0].y, z: p.data[0].z}; }""")
+
+
+def test_a_crowd_shows_every_class_for_every_face_with_stable_numbers(server, browser, photos, default_run):
+    """bald_guys.jpg: one heatmap row per numbered face, every class in every row, and the same numbers for
+    the same faces in a second, separate browser session."""
+    classes = json.loads((default_run / "run.json").read_text())["class_names"]
+    seen = []
+    for _ in range(2):
+        ctx = browser.new_context(viewport=VIEWPORT)
+        page = ctx.new_page()
+        open_page(page, server.url + "/analyze")
+        page.locator('input[type="file"]').set_input_files(str(photos / "bald_guys.jpg"))
+        page.get_by_text(re.compile(r"All faces \(\d+\)")).wait_for(timeout=120_000)
+        page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
+        wait_for_app(page)
+        assert_no_exception(page)
+        n = int(re.search(r"All faces \((\d+)\)", page.get_by_text(re.compile(r"All faces \(")).inner_text()).group(1))
+        heat = _heatmap(page)
+        assert n >= 10 and list(heat["x"]) == classes                 # every class, in the model's order
+        assert [str(v) for v in heat["y"]] == [str(i) for i in range(1, n + 1)]
+        assert all(len(row) == len(classes) and abs(sum(row) - 1) < 0.02 for row in heat["z"])
+        summary = page.locator('[data-testid="stMarkdownContainer"]', has_text=re.compile(r"face\(s\):")).inner_text()
+        seen.append((summary, heat["z"]))
+        ctx.close()
+    assert seen[0][0] == seen[1][0] and seen[0][1] == seen[1][1]     # same numbering, same figures
+
+
 def test_webcam_processes_the_camera_live(server, page):
     console = []                                 # the WebRTC component logs its connection states here
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))

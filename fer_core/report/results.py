@@ -18,7 +18,7 @@ from fer_core.report.compare import (
     models_per_fold,
 )
 from fer_core.runs import store as runstore
-from fer_core.runs.defaults import DEFAULT_RUN_ID
+from fer_core.runs.defaults import FER2013_RUN_ID, FERPLUS_RUN_ID
 
 
 def _fmt(v, pct=False, digits=1):
@@ -66,34 +66,76 @@ def _order(backbone):
     return names.index(backbone) if backbone in names else len(names)
 
 
-def _default_model_row(d: Path) -> list:
+def _headline_row(d: Path) -> list:
     r = runstore.read_run(d)
     m = r.get("metrics") or {}
     t = m.get("test") or {}
-    f1 = {c: v.get("f1") for c, v in (t.get("per_class") or {}).items()}
-    return [d.name, r["backbone"], _fmt(t.get("accuracy"), True), _fmt(t.get("macro_f1"), True),
-            _fmt(f1.get("disgust"), True), _fmt((m.get("val") or {}).get("accuracy"), True),
+    export = runstore.read_json(runstore.export_json_path(d), {}) or {}
+    int8 = (f"{_fmt(export.get('accuracy_tflite'), True)} ({export.get('delta_points', 0):+.2f})"
+            if export.get("quantize") == "int8" else "–")
+    return [d.name, r["dataset"], len(m.get("class_names") or []), _fmt(t.get("accuracy"), True),
+            _fmt(t.get("macro_f1"), True), _fmt((m.get("val") or {}).get("accuracy"), True),
             _fmt((m.get("train") or {}).get("accuracy"), True), r.get("epochs_done"),
             _fmt(r.get("train_seconds") and r["train_seconds"] / 60, digits=0) + " min",
-            _fmt((model_size_bytes(r) or 0) / 1e6, digits=2) + " MB",
-            _fmt((r.get("info") or {}).get("match_sharpness_sigma"), digits=1)]
+            _fmt((model_size_bytes(r) or 0) / 1e6, digits=2) + " MB", int8]
 
 
-def results_markdown(runs_dir, default_run: str = DEFAULT_RUN_ID) -> str:
+def headline_table(runs_dir: Path) -> str:
+    rows = [_headline_row(runs_dir / i) for i in (FER2013_RUN_ID, FERPLUS_RUN_ID)
+            if runstore.run_json_path(runs_dir / i).is_file()]
+    if not rows:
+        return ""
+    return "### Headline models\n\n" + markdown(rows, [
+        "run", "data", "classes", "test acc", "macro F1", "val acc", "train acc", "epochs", "train time",
+        "model size", "int8 LiteRT test acc (points vs Keras)"])
+
+
+def unseen_people_table(runs_dir: Path) -> str:
+    """The headline models on all of CK+ (trained on neither), from their saved evaluations."""
+    rows = []
+    for run_id in (FER2013_RUN_ID, FERPLUS_RUN_ID):
+        for p in sorted((runs_dir / run_id / "evaluations").glob("CK*-all*.json")):
+            e = runstore.read_json(p, {}) or {}
+            rows.append([run_id, ", ".join(e.get("classes_scored") or []), e.get("num_samples"),
+                         _fmt(e.get("accuracy"), True), _fmt(e.get("macro_f1"), True)])
+    if not rows:
+        return ""
+    return "### The default: faces of people neither model saw (all of CK+)\n\n" + markdown(
+        rows, ["run", "emotions scored (both models know them)", "faces", "accuracy", "macro F1"])
+
+
+def minutes_table(runs_dir: Path, marks=(5, 10, 20, 30, 45, 60, 75)) -> str:
+    """What a shorter budget buys: each headline run's best validation accuracy by N minutes of its training."""
+    rows = []
+    for run_id in (FER2013_RUN_ID, FERPLUS_RUN_ID):
+        history = runstore.read_history_rows(runs_dir / run_id)
+        if not history:
+            continue
+        cells, spent, best, i = [], 0.0, None, 0
+        for mark in marks:
+            while i < len(history) and spent + float(history[i][7]) <= mark * 60:
+                spent += float(history[i][7])
+                best = max(best or 0.0, float(history[i][5]))
+                i += 1
+            cells.append(_fmt(best, True) if best is not None and spent >= 0.5 * mark * 60 else "–")
+        rows.append([run_id, *cells])
+    if not rows:
+        return ""
+    return "### Accuracy per CPU-minute\n\n" + markdown(rows, ["run", *[f"{m} min" for m in marks]])
+
+
+def results_markdown(runs_dir) -> str:
     runs_dir = Path(runs_dir)
-    parts = []
-    # the default first, then the completed candidates it was chosen against (runs/candidate-*: full
-    # FER2013 runs of other recipes, judged on PublicTest), so the table shows the choice
-    others = sorted(d for d in [*runs_dir.glob("default-*"), *runs_dir.glob("candidate-*")]
-                    if d.name != default_run and runstore.read_run(d)["status"] == "completed")
-    rows = [_default_model_row(d) for d in [runs_dir / default_run, *others] if runstore.run_json_path(d).is_file()]
-    if rows:
-        parts.append(f"### Default model ({default_run})\n\n" + markdown(rows, [
-            "run", "backbone", "PrivateTest acc", "macro F1", "disgust F1", "PublicTest acc", "train acc", "epochs",
-            "train time", "model size", "inference blur sigma"]))
+    parts = [t for t in (headline_table(runs_dir), unseen_people_table(runs_dir), minutes_table(runs_dir)) if t]
+    parts += [t for t in (kfold_tables(runs_dir), backbone_tables(runs_dir)) if t]
+    return "\n\n".join(parts)
 
+
+def kfold_tables(runs_dir: Path) -> str:
     summaries = {s.get("group"): s for s in kfold_summaries(runs_dir)}
-    main_groups = ("ck-transfer", "ck-transfer-x3", "ck-transfer-x5", "ck-scratch", "ck-transfer-random")
+    parts = []
+    main_groups = ("ck-transfer-ferplus", "ck-scratch", "ck-transfer-ferplus-random", "ck-transfer",
+                   "ck-transfer-x3", "ck-transfer-x5", "ck-transfer-random")
     proto = [g for g in main_groups if g in summaries]
     # other CK+ recipes tried (not the backbone table's): listed after, so every one tried is on show
     proto += sorted(g for g in summaries if g and g.startswith("ck-") and not g.startswith("ck-bb-") and g not in proto)
@@ -108,11 +150,17 @@ def results_markdown(runs_dir, default_run: str = DEFAULT_RUN_ID) -> str:
                          f"{_fmt(s['min_accuracy'], True)}–{_fmt(s['max_accuracy'], True)}",
                          _fmt(s.get("mean_macro_f1"), True),
                          _fmt(s.get("train_seconds_all_runs") or s.get("seconds"), digits=0)])
-        parts.append("### CK+48: transfer from FER2013 vs from scratch\n\n" + markdown(
+        parts.append("### CK+48: transfer vs from scratch, subject-independent 10-fold\n\n" + markdown(
             rows, ["group", "weights", "split", "folds", "input px", "models per fold", "val accuracy (mean)",
                    "test accuracy (mean ± std)", "min–max",
                    "macro F1", "run seconds (all runs)"]))
 
+    return "\n\n".join(parts)
+
+
+def backbone_tables(runs_dir: Path) -> str:
+    summaries = {s.get("group"): s for s in kfold_summaries(runs_dir)}
+    parts = []
     ck = sorted((kfold_backbone_row(s, runs_dir) for g, s in summaries.items() if g and g.startswith("ck-bb-")),
                 key=lambda r: _order(r["backbone"]))
     if ck:
@@ -132,4 +180,4 @@ def results_markdown(runs_dir, default_run: str = DEFAULT_RUN_ID) -> str:
               _fmt(r["train time (s)"], digits=0), _fmt(r["test ms/image"], digits=2), _fmt(r["parameters"]),
               _fmt(r["model size (MB)"], digits=1)] for r in rows],
             ["backbone", "train acc", "test acc", "macro F1", "train s", "test ms/image", "parameters", "model MB"]))
-    return "\n\n".join(parts) if parts else "no results in this run store yet"
+    return "\n\n".join(parts)

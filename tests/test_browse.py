@@ -1,0 +1,92 @@
+"""The run browser's answers, on run folders written here in the run store's format."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+from fer_core.report import browse, compare
+from fer_core.runs import store as runstore
+
+
+def make_run(root, name, *, created, dataset="ckplus", acc=0.9, supports=(10, 30, 60), config=None, kfold=None,
+             history=((1, 0.5), (2, 0.8), (3, 0.7))):
+    d = runstore.create_run_dir(root, name)
+    cfg = {"backbone": "fer_vgg", "learning_rate": 1e-3, "seed": 1, "data": f"/data/{dataset}", **(config or {})}
+    runstore.update_run(d, name=name, status="completed", created=created, config=cfg,
+                        dataset={"name": dataset}, **({"kfold": kfold} if kfold else {}))
+    classes = [f"c{i}" for i in range(len(supports))]
+    runstore.write_json_atomic(runstore.metrics_path(d), {"test": {
+        "accuracy": acc, "macro_f1": acc - 0.1,
+        "per_class": {c: {"support": n, "f1": 0.5} for c, n in zip(classes, supports)}}})
+    runstore.write_csv_atomic(runstore.history_path(d), ["epoch", "phase", "loss", "accuracy", "val_loss",
+                                                         "val_accuracy", "learning_rate", "seconds"],
+                              [[e, "full", 1, 0.5, 1, v, 1e-3, 10] for e, v in history])
+    return d
+
+
+def test_margin_over_the_majority_class_flags_a_run_that_learnt_nothing(tmp_path):
+    good = runstore.read_run(make_run(tmp_path, "good", created="2026-01-02", acc=0.9))
+    flat = runstore.read_run(make_run(tmp_path, "flat", created="2026-01-03", acc=0.6))   # largest class: 60/100
+    assert browse.majority_baseline(good["metrics"]) == 0.6
+    assert abs(browse.margin_over_baseline(good) - 0.3) < 1e-9 and not browse.learnt_nothing(good)
+    assert browse.learnt_nothing(flat)
+
+
+def test_best_and_last_validation_from_the_history(tmp_path):
+    run = runstore.read_run(make_run(tmp_path, "r", created="2026-01-01"))
+    assert browse.best_and_last(run) == {"best val accuracy": 0.8, "best epoch": 2, "last val accuracy": 0.7}
+
+
+def test_only_differing_parameters_and_repeats_grouped(tmp_path):
+    runs = [runstore.read_run(make_run(tmp_path, f"s{i}", created=f"2026-01-0{i + 1}", acc=0.8 + 0.02 * i,
+                                       config={"seed": i})) for i in range(3)]
+    runs.append(runstore.read_run(make_run(tmp_path, "lr", created="2026-01-09", config={"learning_rate": 3e-4})))
+    assert browse.differing_parameters(runs) == ["learning_rate", "seed"]
+    table = browse.parameters_table(runs)
+    assert set(table[0]) == {"run", "learning_rate", "seed"}
+    groups = browse.grouped_table(runs)
+    assert len(groups) == 1 and groups[0]["runs"] == 3
+    assert groups[0]["test accuracy"] == "82.0% ± 2.0"
+
+
+def test_filter_and_sort_by_any_figure_or_parameter(tmp_path):
+    for i, lr in enumerate((1e-3, 3e-4, 1e-2)):
+        make_run(tmp_path, f"r{i}", created=f"2026-01-0{i + 1}", acc=0.7 + 0.1 * i, config={"learning_rate": lr})
+    rows = compare.runs_table(runstore.list_runs(tmp_path))
+    assert [r["name"] for r in rows] == ["r2", "r1", "r0"]                 # newest first, by creation time
+    kept = browse.filter_rows(rows, "param learning_rate", "<", "0.005")
+    assert sorted(r["name"] for r in kept) == ["r0", "r1"]
+    assert [r["name"] for r in browse.sort_rows(rows, "test accuracy", descending=False)] == ["r0", "r1", "r2"]
+    assert [r["name"] for r in browse.filter_rows(rows, "name", "contains", "R1")] == ["r1"]
+
+
+def test_compare_preselects_the_default_and_runs_of_its_dataset_that_learnt(tmp_path):
+    make_run(tmp_path, "default", created="2026-01-01", dataset="fer2013")
+    make_run(tmp_path, "ck", created="2026-01-05", dataset="ckplus")
+    make_run(tmp_path, "flat", created="2026-01-04", dataset="fer2013", acc=0.55)
+    make_run(tmp_path, "other", created="2026-01-03", dataset="fer2013")
+    make_run(tmp_path, "fold", created="2026-01-06", dataset="fer2013", kfold={"group": "g", "fold": 0})
+    runs = runstore.list_runs(tmp_path)
+    default_id = next(r["id"] for r in runs if r["name"] == "default")
+    names = {r["id"]: r["name"] for r in runs}
+    assert [names[i] for i in compare.preselected(runs, default_id)] == ["default", "other"]
+
+
+def test_csv_rounds_and_ck_mistakes_come_one_per_sequence():
+    assert compare.to_csv([{"a": 0.123456789, "b": "x"}]).splitlines()[1] == "0.1235,x"
+    items = [{"source": f"anger/S005_001_0000001{i}.png"} for i in (1, 2, 3)] + [{"source": "sad/S010_004_00000019.png"}]
+    grouped = compare.one_per_sequence(items)
+    assert [(g["sequence"], g["frames"]) for g in grouped] == [("S005_001", 3), ("S010_004", 1)]
+
+
+def test_a_killed_training_shows_failed_at_once_on_its_machine(tmp_path):
+    d = runstore.create_run_dir(tmp_path, "killed")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    runstore.update_run(d, status="running", pid=gone.pid, host=socket.gethostname(),
+                        heartbeat_unix=__import__("time").time())      # a fresh heartbeat: not stale
+    assert runstore.read_run(d)["status"] == "failed"
+    runstore.update_run(d, host="another-machine")                      # elsewhere: only the heartbeat can tell
+    assert runstore.read_run(d)["status"] == "running"
