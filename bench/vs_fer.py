@@ -86,7 +86,7 @@ def print_detection(detectors: dict, photos: dict) -> None:
             print(f"  {label:22s} {detection_scores(detect, photos, threshold)}")
     if "dogs.jpg" in photos:
         print("faces reported on dogs.jpg (a photo of dogs, no face): "
-              + ", ".join(f"{label.split()[0]} {len(detect(photos['dogs.jpg']))}" for label, detect in detectors.items()))
+              + ", ".join(f"{label} {len(detect(photos['dogs.jpg']))}" for label, detect in detectors.items()))
 
 
 def time_frames(fn, frames, repeats: int) -> np.ndarray:

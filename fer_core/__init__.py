@@ -1,16 +1,13 @@
 """fer_core: everything the emotion studio does, with no Streamlit in it.
 
-Modules, one job each:
-  config      hyper-parameters and their defaults (one place)
-  images      decoding user images safely (size limits, EXIF, odd formats)
-  datasets    FER2013 (csv or folders), CK+48 and any class-folder dataset
-  splits      official / subject-kfold / random splits, reproducible from a seed
-  backbones   the model registry (custom CNN, fer_vgg, ImageNet backbones)
-  training    the one training loop, writing a run into the run store
-  evaluation  metrics, confusion matrix, predictions
-  runstore    the runs/ folder format: atomic files, listing, heartbeats
-  faces       face detectors behind a small interface
-  inference   EmotionRecognizer: detect + classify for the app, CLI and benches
+Subpackages, one job each (the README's "Code map" says the same):
+  data/     reading datasets (FER2013, FER+, CK+, class folders), splits, emotion names
+  model/    the backbone registry, custom layers, saving and loading, fast predict functions
+  train/    the training recipe, its callbacks and schedule, presets, k-fold
+  runs/     the run store (every run file and its path), the training queue, the default model's name
+  serve/    face detection and alignment, the recognizer, drawing, webcam and video pipelines, Grad-CAM, export
+  report/   metrics, re-evaluation, the Runs/Compare tables, the README's results
+  config.py (every training option, declared once), cli.py (`python -m fer_core`), errors.py
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -46,6 +46,15 @@ def ice_servers() -> list[dict]:
         return []
 
 
+def session_end_observer(callback):
+    """Calls `callback` when this browser session ends or leaves the page (streamlit-webrtc's observer, the one
+    it stops its own workers with); None where no Streamlit server runs the page (AppTest's mocked runtime)."""
+    try:
+        return SessionShutdownObserver(callback)
+    except (AttributeError, RuntimeError, TypeError):
+        return None
+
+
 def live_session(run_path, detector, detector_config: tuple, smooth: int):
     """This browser session's (callback, reports queue), rebuilt only when the settings change.
 
@@ -60,7 +69,8 @@ def live_session(run_path, detector, detector_config: tuple, smooth: int):
     live = st.session_state.get("webcam_live")
     if live is None or live["config"] != config or live["pipeline"].closed:
         if live is not None:
-            live["observer"].stop()
+            if live.get("observer") is not None:
+                live["observer"].stop()
             live["pipeline"].close()
         recognizer = annotate.with_detector(recognizer_for(run_path), detector)
         reports: queue.Queue = queue.Queue(maxsize=30)
@@ -68,7 +78,7 @@ def live_session(run_path, detector, detector_config: tuple, smooth: int):
         pipeline = FramePipeline(recognizer, smooth_frames=smooth, background_detect=True)
         live = {"config": config, "reports": reports, "pipeline": pipeline,
                 "callback": make_frame_callback(pipeline, reports),
-                "observer": SessionShutdownObserver(pipeline.close)}
+                "observer": session_end_observer(pipeline.close)}
         st.session_state["webcam_live"] = live
     return live["callback"], live["reports"]
 

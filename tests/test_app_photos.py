@@ -120,7 +120,7 @@ def test_home_names_the_model_in_use_and_links_every_page(app_runs):
     text = " ".join(m.value for m in at.markdown)
     assert all(c in text for c in classes)
     links = {l.proto.page for l in at.get("page_link")}
-    assert len(links) == 6, links
+    assert len(links) == 7, links
 
 
 # ---------------------------------------------------------------- Analyze

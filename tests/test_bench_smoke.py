@@ -28,7 +28,10 @@ def run_bench(name: str, *args, timeout: int = 300) -> str:
 
 
 def test_pipeline(tiny_run, photos):
-    out = run_bench("pipeline", tiny_run)
+    out = run_bench("pipeline", tiny_run)                         # BlazeFace: every frame searched
+    assert re.search(rf"webcam 640x480, detect_every=1: \d+ frames, {NUM} frames/s", out), out
+    assert re.search(rf"12-MP photo 4000x3000 .*mean {NUM} s", out), out
+    out = run_bench("pipeline", tiny_run, "--detector", "haar")
     for mode in ("detect_every=1", "detect_every=3", "detect_every=3, background search"):
         assert re.search(rf"webcam 640x480, {mode}: \d+ frames, {NUM} frames/s, p50 {NUM} ms, "
                          rf"p95 {NUM} ms", out), out
@@ -61,8 +64,10 @@ def test_frozen_epoch(ckplus, fer2013):
 
 def test_vs_fer(tiny_run, photos):
     out = run_bench("vs_fer", tiny_run)
-    assert re.search(rf"ours +EmotionRecognizer.analyze: {NUM} frames/s", out), out
-    assert re.search(rf"ours +HaarFaceDetector\(\): recall {NUM} \(\d+/43\), precision {NUM}", out), out
+    assert re.search(rf"ours +analyze \+ draw_faces: +{NUM} frames/s", out), out
+    for detector in ("ours BlazeFace", "ours Haar"):
+        assert re.search(rf"{detector} +recall {NUM} \(\d+/43\), precision {NUM}", out), out
+    assert re.search(r"faces reported on dogs.jpg .*: ours BlazeFace 0, ", out), out      # no dog face
     try:
         import fer  # noqa: F401
     except ImportError:
