@@ -1,4 +1,5 @@
-"""The webcam frame pipeline: following faces between searches, and the search on a background thread."""
+"""The webcam frame pipeline with the Haar detector: following faces between searches, and the search on a
+background thread (BlazeFace, the default, searches every frame and needs neither)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ PHOTOS = ("2008_001322.jpg", "2009_004587.jpg")
 
 @pytest.fixture(scope="module")
 def rec(tiny_run):
+    from fer_core.serve.detectors import make_detector
     from fer_core.serve.recognizer import EmotionRecognizer
-    return EmotionRecognizer.from_run(tiny_run)
+    return EmotionRecognizer.from_run(tiny_run, make_detector("haar", 30))
 
 
 def frames_of(photos, name, n):
@@ -74,3 +76,17 @@ def test_background_search_stays_off_the_frame_path_and_finds_new_faces(rec, pho
     for _, boxes, frame in seen[-10:]:
         reference = full_search(rec, frame)
         assert reference and matched(reference, boxes) == len(reference), (boxes, reference)
+
+
+def test_blazeface_frames_keep_their_face_ids_and_level_the_eyes(tiny_run, photos):
+    """The default detector's frame path: every frame searched, faces aligned, ids kept across frames."""
+    from fer_core.serve.recognizer import EmotionRecognizer
+    from fer_core.serve.video import FaceIds
+    rec = EmotionRecognizer.from_run(tiny_run)
+    pipe, ids = FramePipeline(rec), FaceIds()
+    seen = []
+    for frame in frames_of(photos, PHOTOS[0], 15):
+        _, result = pipe.process(frame)
+        assert result.faces and all(f.framed for f in result.faces)
+        seen.append(ids.assign(result.faces))
+    assert all(sorted(s) == sorted(seen[0]) for s in seen)          # the same faces keep the same ids

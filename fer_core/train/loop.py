@@ -64,6 +64,9 @@ def run_recipe(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, life: Run
     state.total_epochs = sum(p.epochs for p in phases(cfg))
     model = build_or_resume(cfg, run_dir, data, state, life.log)
     clock = TrainClock(cfg.max_train_seconds, state.seconds_spent(), state, life.log)
+    if resume and cfg.max_train_seconds:
+        life.log(f"time budget: {state.seconds_spent():.1f} s of {cfg.max_train_seconds:g} s used by the epochs "
+                 "before (the time the run lay stopped does not count)")
     for phase in phases(cfg):
         if life.cancel_flag.is_set() or state.budget_spent:
             break
