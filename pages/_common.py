@@ -57,8 +57,14 @@ def get_recognizer(run_path: str, _mtime: float = 0.0):
 
 
 def recognizer_for(run_path: str | Path):
+    """The run's recognizer; a model this version cannot load stops the page with the reason, not a traceback."""
+    from fer_core.errors import UserError
     p = runstore.model_path(run_path)
-    return get_recognizer(str(run_path), p.stat().st_mtime if p.exists() else 0.0)
+    try:
+        return get_recognizer(str(run_path), p.stat().st_mtime if p.exists() else 0.0)
+    except UserError as e:
+        st.error(f"{e} Pick another model in the sidebar.")
+        st.stop()
 
 
 def model_picker(key: str = "model") -> Path | None:

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# (The earlier round's CK+ groups, from the earlier default trained on the blurred FER2013 copy; this round's
+# transfer from the FER+ model is in scripts/reference_runs.sh.)
 # CK+48 transfer learning, shown for real: the default model's backbone, pre-trained on FER2013,
 # transferred to CK+ with a new head, versus the same net trained from scratch; subject-independent
 # 10-fold (no person in both train and test), plus the random-split protocol of the seed notebooks.

@@ -13,6 +13,7 @@ from fer_core.runs import store as runstore
 from fer_core.runs.defaults import DEFAULT_RUN, FER2013_RUN_ID, FERPLUS_RUN_ID
 
 RUNS = REPO / "runs"
+PHOTO = SHARED / "photos" / "2008_001322.jpg"
 
 
 def committed_runs() -> list[str]:
@@ -65,3 +66,19 @@ def test_results_command_prints_the_tables_from_the_run_store():
     acc = json.loads((DEFAULT_RUN / "metrics.json").read_text())["test"]["accuracy"]
     assert f"{100 * acc:.1f}%" in r.stdout
     assert "### Headline models" in r.stdout and "### Accuracy per CPU-minute" in r.stdout
+
+
+def test_the_earlier_default_still_lists_and_its_model_says_why_it_no_longer_loads():
+    """Trained on the blurred FER2013 copy with the retired MatchSharpness layer: the record stays, the model
+    file fails with a message instead of a Keras traceback."""
+    old = RUNS / "default-fer_vgg-fer2013"
+    if not (old / "model.keras").is_file():
+        pytest.skip("the earlier default run is not in this checkout")
+    from fer_core.errors import UserError
+    from fer_core.model.saving import load_model_safe
+    run = runstore.read_run(old)
+    assert run["status"] == "completed" and run["test_accuracy"] is not None
+    with pytest.raises(UserError, match="retired MatchSharpness layer"):
+        load_model_safe(old / "model.keras")
+    r = run_cli("predict", PHOTO, "--run", old)
+    assert r.returncode == 2 and "retired MatchSharpness" in r.stderr and "Traceback" not in r.stderr

@@ -10,5 +10,5 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 FER2013_RUN_ID = "fer2013-fer_vgg-48"       # FER2013's 7 classes
 FERPLUS_RUN_ID = "ferplus-fer_vgg-48"       # FER+'s 8 classes, trained on the annotators' votes
 # The model the app opens on: the one that reads unseen people's faces best (README: "The default model").
-DEFAULT_RUN_ID = FERPLUS_RUN_ID
+DEFAULT_RUN_ID = FER2013_RUN_ID
 DEFAULT_RUN = RUNS_DIR / DEFAULT_RUN_ID

@@ -80,7 +80,8 @@ class RunLifecycle:
 
     def _record_end(self) -> None:
         status = "cancelled" if self.cancel_flag.is_set() else "completed"
-        seconds = time.time() - self._started + self._info.get("train_seconds_before", 0)
+        before = (self._info.get("train_seconds") or 0) if self.resume else 0   # what the stopped process used
+        seconds = time.time() - self._started + before
         store.update_run(self.run_dir, status=status, ended=store.now_iso(), train_seconds=round(seconds, 1))
         self.log(f"run {status}: {self.run_dir}")
 
