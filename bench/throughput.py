@@ -18,9 +18,9 @@ from bench.common import FER2013, check_run, need, parser, print_machine
 
 
 def load_crops(limit: int) -> np.ndarray:
-    files = sorted(need(FER2013 / "test").glob("*/PrivateTest_*.jpg"))[:limit]
+    files = sorted(f for f in need(FER2013 / "test").glob("*/PrivateTest_*") if f.suffix in (".png", ".jpg"))[:limit]
     if not files:
-        raise SystemExit(f"error: no PrivateTest_*.jpg under {FER2013 / 'test'}")
+        raise SystemExit(f"error: no PrivateTest_* images under {FER2013 / 'test'}")
     return np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])[..., None].astype(np.float32)
 
 
