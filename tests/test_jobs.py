@@ -164,3 +164,16 @@ def test_a_cancelled_run_resumes_from_its_checkpoint_through_the_queue(tmp_path,
     assert [int(h["epoch"]) for h in jobs.read_history(run_dir)] == [1, 2, 3, 4, 5, 6]
     assert f"resuming after epoch {done_before}" in (run_dir / "train.log").read_text()
     assert not jobs.can_resume(runstore.read_run(run_dir))
+
+
+def test_the_apps_scheduler_starts_a_queued_run_with_no_page_open(tmp_path, ckplus):
+    """What keeps the queue moving when a training was killed outright and no page is open: the app's thread."""
+    from fer_core.runs.scheduler import QueueScheduler
+    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus, epochs=20, early_stopping=0, name="waiting"))
+    scheduler = QueueScheduler(tmp_path, interval=0.5, log=lambda msg: None).start()
+    try:
+        wait_for(lambda: runstore.read_run(run_dir)["status"] == "running", 30, "the scheduler to start the run")
+    finally:
+        scheduler.stop()
+    jobs.cancel(run_dir)
+    assert jobs.wait(run_dir, timeout=180) == "cancelled", jobs.log_tail(run_dir)

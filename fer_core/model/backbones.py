@@ -146,7 +146,7 @@ def _imagenet_base(bb: Backbone, app: Callable, size: int, weights):
     except Exception as e:  # the download failed (offline, proxy, ...): say what to do instead
         target = keras_cache_file(bb, size)
         raise WeightsError(
-            f"could not download the ImageNet weights for {bb.name} ({type(e).__name__}: {str(e)[:120]}). "
+            f"could not download the ImageNet weights for {bb.name} (no internet connection?). "
             f"Place the file '{target.name}' in {target.parent}/ (download it on a machine with internet "
             f"from keras-applications' releases), or choose that file as the weights file, or train without "
             f"pre-trained weights."
