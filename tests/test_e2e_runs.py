@@ -87,7 +87,7 @@ def test_runs_page_draws_a_real_runs_curves_and_confusion_matrix(e2e_store, tiny
         settle(page, f"{server.url}/runs?run={tiny_run.name}")
         assert_no_exception(page)
         nav = [t.split()[-1] for t in page.get_by_test_id("stSidebarNavLink").all_inner_texts()]
-        assert nav == ["Home", "photos", "Webcam", "Train", "Runs", "Compare", "Dataset"], nav
+        assert nav == ["Home", "photos", "video", "Webcam", "Train", "Runs", "Compare", "Dataset"], nav
         assert page.title() == "Emotion Studio"
         assert page.get_by_role("heading", name="tiny").count() >= 1      # the run chosen by ?run=
         assert page.locator('[data-testid="stDataFrame"]').count() >= 1
