@@ -10,8 +10,6 @@
 # CK+48: subject-independent 10-fold, CK_SECONDS of training per fold -> runs/kfold-ck-bb-<backbone>.json
 # FER2013: a stratified FER_SAMPLES-image training subset, FER_SECONDS of training, official split
 #          (PublicTest for model selection, all 3,589 PrivateTest faces for the test) -> runs/fer-bb-<backbone>
-#          (the committed fer-bb-* records predate the sharp FER2013 copy: they used the since retired
-#          --match-sharpness 3, and fer_vgg was not among them; this script has not been re-run since)
 # Then `python -m fer_core results` prints the table.
 set -u   # no -e: one backbone failing should not cost the others their runs
 CK=${1:-../shared/data/ckplus/CK+48}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fer_core.config import TrainConfig, check_options
 from fer_core.runs import store as runstore
-from fer_core.runs.defaults import FER2013_RUN_ID
+from fer_core.runs.defaults import FER2013_SCRATCH_RUN_ID
 from fer_core.train import presets
 
 
@@ -12,7 +12,7 @@ def test_presets_are_valid_configs_and_say_what_they_reached(tmp_path):
     for kind in presets.PRESETS.values():
         for p in kind:
             check_options(TrainConfig(data="x", **p.options))       # every preset is a config the form can hold
-    d = tmp_path / FER2013_RUN_ID
+    d = tmp_path / FER2013_SCRATCH_RUN_ID
     d.mkdir()
     rows = [[e, "full", 1, 0.5, 1, 0.40 + 0.02 * e, 1e-3, 150] for e in range(1, 31)]   # 150 s an epoch
     runstore.write_csv_atomic(runstore.history_path(d), ["epoch", "phase", "loss", "accuracy", "val_loss",

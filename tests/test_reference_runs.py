@@ -10,7 +10,7 @@ from conftest import REPO, SHARED, need, run_cli
 
 from fer_core.report import compare
 from fer_core.runs import store as runstore
-from fer_core.runs.defaults import DEFAULT_RUN, FER2013_RUN_ID, FERPLUS_RUN_ID
+from fer_core.runs.defaults import DEFAULT_RUN, FER2013_CANDIDATE_RUN_IDS, FER2013_RUN_ID, FERPLUS_RUN_ID
 
 RUNS = REPO / "runs"
 PHOTO = SHARED / "photos" / "2008_001322.jpg"
@@ -66,6 +66,16 @@ def test_results_command_prints_the_tables_from_the_run_store():
     acc = json.loads((DEFAULT_RUN / "metrics.json").read_text())["test"]["accuracy"]
     assert f"{100 * acc:.1f}%" in r.stdout
     assert "### Headline models" in r.stdout and "### Accuracy per CPU-minute" in r.stdout
+    assert "### FER2013 runs tried (chosen on PublicTest)" in r.stdout
+
+
+def test_the_fer2013_headline_is_the_candidate_with_the_best_publictest_accuracy():
+    """The selection rule the README states: validation (PublicTest) decides, never PrivateTest."""
+    records = {r: RUNS / r / "metrics.json" for r in FER2013_CANDIDATE_RUN_IDS}
+    if not all(p.is_file() for p in records.values()):
+        pytest.skip("the FER2013 candidate runs are not all in this checkout")
+    val = {r: json.loads(p.read_text())["val"]["accuracy"] for r, p in records.items()}
+    assert max(val, key=val.get) == FER2013_RUN_ID, val
 
 
 def test_the_earlier_default_still_lists_and_its_model_says_why_it_no_longer_loads():
