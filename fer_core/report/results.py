@@ -94,9 +94,9 @@ def fer2013_candidates_table(runs_dir: Path) -> str:
     """Every FER2013 run tried for the headline, so the choice can be checked: chosen on val, test beside it."""
     rows = []
     for run_id in FER2013_CANDIDATE_RUN_IDS:
-        r = runstore.read_run(runs_dir / run_id) if runstore.run_json_path(runs_dir / run_id).is_file() else None
-        if not r:
+        if not runstore.run_json_path(runs_dir / run_id).is_file():
             continue
+        r = runstore.read_run(runs_dir / run_id)
         m, cfg = r.get("metrics") or {}, r["info"].get("config") or {}
         rows.append([run_id, cfg.get("weights"), cfg.get("learning_rate"), _fmt((r.get("train_seconds") or 0) / 60, digits=0),
                      r.get("epochs_done"), _fmt((m.get("val") or {}).get("accuracy"), True),
