@@ -52,6 +52,8 @@ class TrainConfig:
     dropout: float = option(0.5, "dropout in the head", low=0.0, high=0.95)
     head_units: int = option(256, "units of the head's hidden layer", low=8, high=4096)
     augment: bool = option(True, "flips, shifts, zoom, rotation, contrast")
+    photometric: bool = option(False, "with augment: brightness changes and random erasing (part of the face "
+                                      "covered)")
     class_weights: bool = option(False, "weigh rare emotions up")
     early_stopping: int = option(10, "patience in epochs, 0 = off", low=0, high=10_000)
     fine_tune_layers: int = option(0, "after the frozen phase, unfreeze the top N base layers (-1 = all)",
@@ -73,6 +75,9 @@ class TrainConfig:
     label_mode: str = option("majority", "FER+ only: majority labels, or the annotators' vote distribution "
                                          "(validation and test always use majority labels)",
                              choices=("majority", "probability"))
+    ferplus_votes: str = option("", "FER2013 only: a FER+ folder whose annotators' votes are blended half and "
+                                    "half into the training faces' targets (validation and test keep FER2013's "
+                                    "labels)", metavar="FERPLUS_DIR")
     mixup: float = option(0.0, "blend pairs of faces and labels, weight ~ Beta(ALPHA, ALPHA); 0 = off",
                           low=0.0, high=4.0, metavar="ALPHA")
     precision: str = option("float32", "mixed_bfloat16 is faster on CPUs with AVX512-BF16 or AMX",

@@ -156,7 +156,7 @@ def _imagenet_base(bb: Backbone, app: Callable, size: int, weights):
 
 
 # ---------------------------------------------------------------- assembly
-def augmentation_layers(seed: int) -> keras.Sequential:
+def augmentation_layers(seed: int, photometric: bool = False) -> keras.Sequential:
     """Flip, small rotation, zoom, shift and contrast: what a webcam face varies by.
 
     Nearest-neighbour resampling on purpose: three bilinear resamplings blur every training
@@ -165,11 +165,21 @@ def augmentation_layers(seed: int) -> keras.Sequential:
     """
     return keras.Sequential([
         layers.RandomFlip("horizontal", seed=seed),
+        *photometric_layers(seed + 10, photometric),
         layers.RandomRotation(0.04, fill_mode="reflect", interpolation="nearest", seed=seed + 1),
         layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", interpolation="nearest", seed=seed + 2),
         layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", interpolation="nearest", seed=seed + 3),
         layers.RandomContrast(0.2, seed=seed + 4),
     ], name="augmentation")
+
+
+def photometric_layers(seed: int, on: bool) -> list:
+    """Lighting and occlusion: a face in a film still or a web photo is lit differently from FER2013's and is
+    often partly covered (a hand, hair, glasses). No blur: blurred training faces unfit BatchNorm for sharp ones."""
+    if not on:
+        return []
+    return [layers.RandomBrightness(0.2, seed=seed),
+            layers.RandomErasing(factor=0.5, scale=(0.02, 0.12), seed=seed + 1)]
 
 
 def build_features(backbone: str, image_size: int, input_size: int, weights=None) -> keras.Model:
@@ -202,9 +212,10 @@ def build_head(num_features: int, num_classes: int, units: int, dropout: float, 
     ], name="head")
 
 
-def assemble(features: keras.Model, head: keras.Model, image_size: int, augment: bool, seed: int) -> keras.Model:
+def assemble(features: keras.Model, head: keras.Model, image_size: int, augment: bool, seed: int,
+             photometric: bool = False) -> keras.Model:
     inp = keras.Input((image_size, image_size, 1), name="pixels")
-    x = augmentation_layers(seed)(inp) if augment else inp
+    x = augmentation_layers(seed, photometric)(inp) if augment else inp
     out = head(features(x))
     return keras.Model(inp, out, name="emotion_model")
 
@@ -287,7 +298,7 @@ def resolve_input_size(backbone: str, input_size: int) -> int:
 
 def build_model(backbone: str, num_classes: int, *, image_size: int = 48, input_size: int = 0,
                 weights: str = "none", head_units: int = 256, dropout: float = 0.5, l2: float = 1e-4,
-                augment: bool = True, seed: int = 1337):
+                augment: bool = True, photometric: bool = False, seed: int = 1337):
     """-> (model, features, head). weights: 'imagenet', 'none' or a weights file path ('run:' is handled by training)."""
     bb = get_backbone(backbone)
     size = resolve_input_size(backbone, input_size)
@@ -305,4 +316,4 @@ def build_model(backbone: str, num_classes: int, *, image_size: int = 48, input_
     if w_file:
         features.load_weights(w_file)
     head = build_head(features.output.shape[-1], num_classes, head_units, dropout, l2)
-    return assemble(features, head, image_size, augment, seed), features, head
+    return assemble(features, head, image_size, augment, seed, photometric), features, head

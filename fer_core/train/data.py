@@ -11,6 +11,7 @@ import numpy as np
 from fer_core.config import TrainConfig
 from fer_core.data.dataset import Dataset, DatasetError
 from fer_core.data.datasets import check_trainable, load_dataset
+from fer_core.data.ferplus_votes import blend_vote_targets
 from fer_core.data.sharpness import GAP_WARNING, sharpness_gap
 from fer_core.data.splits import make_split, subsample
 from fer_core.model.kerasenv import backend, keras
@@ -82,6 +83,10 @@ def prepare_data(cfg: TrainConfig, run_dir: Path, dataset: Dataset | None, log) 
     k = len(ds.class_names)
     # FER+ in probability mode trains on the annotators' vote distribution; every other dataset on one-hot labels
     y_all = ds.targets if ds.targets is not None else keras.utils.to_categorical(ds.labels, k).astype("float32")
+    if cfg.ferplus_votes:
+        y_all = y_all.copy()
+        n = blend_vote_targets(ds, y_all, train_idx, cfg.ferplus_votes)
+        log(f"targets: FER+ votes from {cfg.ferplus_votes} blended into {n} of {len(train_idx)} training faces")
     x_all = to_model_input(ds.images)
     cw = class_weight_dict(ds.labels[train_idx], k) if cfg.class_weights else None
     return TrainData(ds, train_idx, val_idx, test_idx, x_all[train_idx], y_all[train_idx], x_all[val_idx],

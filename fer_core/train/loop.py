@@ -95,7 +95,7 @@ def build_or_resume(cfg: TrainConfig, run_dir: Path, data: TrainData, state: Run
             model, features, _ = build_model(cfg.backbone, data.num_classes, image_size=cfg.image_size,
                                              input_size=cfg.input_size, weights=w, head_units=cfg.head_units,
                                              dropout=cfg.dropout, l2=cfg.weight_decay, augment=cfg.augment,
-                                             seed=cfg.seed)
+                                             photometric=cfg.photometric, seed=cfg.seed)
             if cfg.weights.startswith("run:"):
                 transfer_from_run(features, cfg.weights)
                 log(f"backbone weights transferred from {cfg.weights[4:]}")
