@@ -28,6 +28,7 @@ class Option:
     high: float | None = None
     flags: tuple = ()                 # extra CLI spellings, e.g. --lr
     metavar: str | None = None
+    label: str | None = None         # what pages call it, where the name spelt out is not enough
 
 
 def option(default, help: str, **kw):
@@ -37,58 +38,68 @@ def option(default, help: str, **kw):
 @dataclass
 class TrainConfig:
     data: str = option("", "dataset: FER2013 csv or folders, FER+ (folders or fer2013new.csv), CK+48, or class "
-                           "folders")
+                           "folders", label="Dataset")
     backbone: str = option("custom_cnn", "model architecture (see the backbone registry)")
-    weights: str = option("none", "imagenet | none | PATH | run:RUN_DIR")
+    weights: str = option("none", "imagenet | none | PATH | run:RUN_DIR", label="Starting weights")
     split: str = option("auto", "official | subject-kfold:K:FOLD | random:FRACTION | auto")
-    input_size: int = option(0, "pixels the model sees; 0 = the backbone's default", low=0, high=512)
+    input_size: int = option(0, "pixels the model sees; 0 = the backbone's default", low=0, high=512,
+                            label="Input size (px)")
     epochs: int = option(30, "training epochs", low=0, high=10_000)
     batch_size: int = option(64, "faces per step", low=1, high=4096)
     learning_rate: float = option(1e-3, "initial learning rate", low=1e-8, high=0.99, flags=("--lr",))
     optimizer: str = option("adam", "adam, or sgd (Nesterov momentum 0.9)", choices=("adam", "sgd"))
     schedule: str = option("plateau", "plateau: halve when validation loss stalls; cosine: decay to 0 over the "
-                                      "epochs or the time budget", choices=("plateau", "cosine", "constant"))
+                                      "epochs or the time budget", choices=("plateau", "cosine", "constant"),
+                           label="Learning-rate schedule")
     weight_decay: float = option(1e-4, "L2 on the head's dense layers", low=0.0, high=1.0)
     dropout: float = option(0.5, "dropout in the head", low=0.0, high=0.95)
     head_units: int = option(256, "units of the head's hidden layer", low=8, high=4096)
-    augment: bool = option(True, "flips, shifts, zoom, rotation, contrast")
+    augment: bool = option(True, "flips, shifts, zoom, rotation, contrast", label="Augmentation")
     photometric: bool = option(False, "with augment: brightness changes and random erasing (part of the face "
-                                      "covered)")
+                                      "covered)", label="Photometric augmentation")
     class_weights: bool = option(False, "weigh rare emotions up")
-    early_stopping: int = option(10, "patience in epochs, 0 = off", low=0, high=10_000)
+    early_stopping: int = option(10, "patience in epochs, 0 = off", low=0, high=10_000,
+                                label="Early stopping (patience, epochs)")
     fine_tune_layers: int = option(0, "after the frozen phase, unfreeze the top N base layers (-1 = all)",
-                                   low=-1, high=10_000)
-    fine_tune_epochs: int = option(0, "epochs of fine-tuning", low=0, high=10_000)
-    fine_tune_lr: float = option(1e-5, "learning rate while fine-tuning", low=1e-9, high=0.5)
-    freeze_base: bool = option(True, "pre-trained weights: train the head on a frozen base first")
+                                   low=-1, high=10_000, label="Fine-tuned base layers")
+    fine_tune_epochs: int = option(0, "epochs of fine-tuning", low=0, high=10_000, label="Fine-tuning epochs")
+    fine_tune_lr: float = option(1e-5, "learning rate while fine-tuning", low=1e-9, high=0.5,
+                                label="Fine-tuning learning rate")
+    freeze_base: bool = option(True, "pre-trained weights: train the head on a frozen base first",
+                               label="Frozen base first")
     feature_cache: bool = option(True, "frozen base without augmentation: compute the base's features once")
-    max_samples: int = option(0, "quick trials: cap the training part (0 = all)", low=0)
-    eval_samples: int = option(-1, "cap on validation and test faces: -1 = max-samples/4, 0 = all", low=-1)
-    strategy: str = option("none", "tf.distribute strategy", choices=("none", "mirrored", "multiworker"))
+    max_samples: int = option(0, "quick trials: cap the training part (0 = all)", low=0,
+                             label="Training faces (cap)")
+    eval_samples: int = option(-1, "cap on validation and test faces: -1 = max-samples/4, 0 = all", low=-1,
+                              label="Validation and test faces (cap)")
+    strategy: str = option("none", "tf.distribute strategy", choices=("none", "mirrored", "multiworker"),
+                           label="Distribution strategy")
     seed: int = option(DEFAULT_SEED, "weights, augmentation, shuffling; also the split unless split-seed is set",
                        low=0)
     split_seed: int = option(-1, "-1 = seed; k-fold ensemble members share a split but not their seed", low=-1)
     name: str = option("", "run name (default: backbone-dataset)")
     runs_dir: str = option(DEFAULT_RUNS_DIR, "the run store folder")
-    image_size: int = option(48, "every dataset is read as grayscale image_size x image_size", low=8, high=512)
+    image_size: int = option(48, "every dataset is read as grayscale image_size x image_size", low=8, high=512,
+                            label="Image size read (px)")
     label_smoothing: float = option(0.0, "soften one-hot targets by this much", low=0.0, high=0.5)
     label_mode: str = option("majority", "FER+ only: majority labels, or the annotators' vote distribution "
                                          "(validation and test always use majority labels)",
-                             choices=("majority", "probability"))
+                             choices=("majority", "probability"), label="FER+ labels")
     ferplus_votes: str = option("", "FER2013 only: a FER+ folder whose annotators' votes are blended half and "
                                     "half into the training faces' targets (validation and test keep FER2013's "
-                                    "labels)", metavar="FERPLUS_DIR")
+                                    "labels)", metavar="FERPLUS_DIR", label="FER+ votes blended in")
     mixup: float = option(0.0, "blend pairs of faces and labels, weight ~ Beta(ALPHA, ALPHA); 0 = off",
-                          low=0.0, high=4.0, metavar="ALPHA")
+                          low=0.0, high=4.0, metavar="ALPHA", label="Mixup (alpha)")
     precision: str = option("float32", "mixed_bfloat16 is faster on CPUs with AVX512-BF16 or AMX",
                             choices=("float32", "mixed_bfloat16"))
     max_train_seconds: float = option(0.0, "wall-clock training budget in seconds (0 = none); the cosine "
-                                           "schedule anneals over it", low=0.0)
+                                           "schedule anneals over it", low=0.0,
+                                     label="Training budget (s)")
     keep: str = option("best", "model.keras = the best validation epoch, or the last (small validation sets: "
                                "a schedule run to its end beats picking an epoch on a few dozen faces)",
-                       choices=("best", "last"))
+                       choices=("best", "last"), label="Model kept")
     test_tta: str = option("off", "final val/test figures average each face with its mirror (flip) or ten crops",
-                           choices=("off", "flip", "crops"))
+                           choices=("off", "flip", "crops"), label="Test-time augmentation")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -111,6 +122,15 @@ def choices(name: str) -> list:
 
 def help_text(name: str) -> str:
     return options()[name][1].help
+
+
+def label(name: str) -> str:
+    """The option as pages name it ('Learning rate', 'Training budget (s)'); keys of older versions, no longer
+    declared, are spelt out the same way."""
+    declared = options().get(name)
+    if declared is not None and declared[1].label:
+        return declared[1].label
+    return name.replace("_", " ").capitalize()
 
 
 def check_options(cfg: TrainConfig) -> None:

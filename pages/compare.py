@@ -43,6 +43,9 @@ def table(runs: list[dict]) -> None:
     if len(datasets) > 1:
         st.info(f"These runs were tested on different datasets ({', '.join(sorted(map(str, datasets)))}): "
                 "compare accuracies within one dataset only.")
+    budgets = compare.budget_note(runs)
+    if budgets:
+        st.info(budgets, icon=":material/timer:")
     st.dataframe(pd.DataFrame(rows, columns=compare.COMPARE_COLUMNS), hide_index=True, column_config={
         "train accuracy": PCT, "test accuracy": PCT, "margin over baseline": PCT,
         "macro F1": st.column_config.NumberColumn(format="%.3f"),

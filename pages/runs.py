@@ -29,9 +29,8 @@ PCT = st.column_config.NumberColumn(format="percent")
 MARGIN = st.column_config.NumberColumn(format="percent", help="test accuracy minus always guessing the largest class")
 
 
-def runs_table(runs: list[dict]) -> list[dict]:
-    """The table of all runs, newest first, filtered and sorted by any figure or parameter."""
-    rows = compare.runs_table(runs)
+def filter_controls(rows: list[dict]) -> tuple[list[dict], str, str]:
+    """The filters above the table -> (the runs that pass, the column to show and sort by, the sort order)."""
     c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
     opts = lambda key: sorted({str(r[key]) for r in rows if r[key]})   # noqa: E731
     status = c1.multiselect("Status", opts("status"))
@@ -39,28 +38,49 @@ def runs_table(runs: list[dict]) -> list[dict]:
     dataset = c3.multiselect("Dataset", opts("dataset"))
     text = c4.text_input("Name contains")
     rows = compare.filter_rows(rows, status, backbone, dataset, text)
-    columns = list(dict.fromkeys(k for r in rows for k in r))
+    columns = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("group", "id")]
     f1, f2, f3, f4 = st.columns([3, 1, 2, 3])
     column = f1.selectbox("Filter or sort by", [""] + columns, key="runs_by",
                           format_func=lambda c: c or "(any figure or parameter)")
     op = f2.selectbox("Test", list(browse.OPERATORS), key="runs_op", disabled=not column)
-    value = f3.text_input("Value", key="runs_value", disabled=not column)
+    value = f3.text_input("Value", key="runs_value", placeholder="e.g. > 60%  or  test accuracy >= 70",
+                          help="Percentages as you would type them: 60, 60% and 0.6 mean the same.")
+    column, op, wanted, problem = browse.condition(value, column, op, columns)
     order = f4.radio("Sort", ["newest first", "largest first", "smallest first"], horizontal=True,
                      key="runs_order", disabled=not column)
-    if column:
-        rows = browse.filter_rows(rows, column, op, value.strip())
-        if order != "newest first":
-            rows = browse.sort_rows(rows, column, descending=order == "largest first")
-    shown = compare.RUNS_COLUMNS + ([column] if column and column not in compare.RUNS_COLUMNS else [])
-    df = pd.DataFrame(rows, columns=shown)
-    st.dataframe(df, hide_index=True, column_config={
+    if problem:
+        st.warning(f"Filter not applied: {problem}.")
+    elif wanted is not None:
+        rows = browse.filter_rows(rows, column, op, wanted)
+    if column and order != "newest first":
+        rows = browse.sort_rows(rows, column, descending=order == "largest first")
+    return rows, column, (order if column else "newest first")
+
+
+def runs_table(runs: list[dict]) -> list[dict]:
+    """The table of all runs, newest first, filtered and sorted by any figure or parameter; the folds of a
+    k-fold group (and the runs of a backbone comparison) as one row until opened."""
+    rows, column, order = filter_controls(compare.runs_table(runs))
+    groups = sorted(r["group"] for r in browse.collapse_groups(rows) if r.get("runs"))
+    opened = st.multiselect("Open groups (list their runs one by one)", groups, key="runs_open") if groups else []
+    shown_rows = browse.collapse_groups(rows, opened)
+    if column and order != "newest first":
+        shown_rows = browse.sort_rows(shown_rows, column, descending=order == "largest first")
+    shown = ["name", "runs"] + compare.RUNS_COLUMNS[1:] + (
+        [column] if column and column not in compare.RUNS_COLUMNS else [])
+    st.dataframe(pd.DataFrame(shown_rows, columns=shown), hide_index=True, placeholder="", column_config={
         "best val accuracy": PCT, "last val accuracy": PCT, "test accuracy": PCT, "margin over baseline": MARGIN,
-        "macro F1": st.column_config.NumberColumn(format="%.3f"),
+        "macro F1": st.column_config.NumberColumn(format="%.3f"), "runs": st.column_config.NumberColumn(
+            help="how many runs a group row stands for (its figures are their means)"),
         "train time (s)": st.column_config.NumberColumn(format="%.0f"), "id": None,
     }, key="runs_table")
-    flat = sum(1 for r in rows if (r.get("margin over baseline") or 1) <= 0.005)
-    st.caption(f"{len(rows)} of {len(runs)} runs, newest first. Click a column header to sort."
-               + (f" {flat} run(s) score no better than always guessing the largest class (margin ≤ 0)."
+    flat = sum(1 for r in shown_rows if (r.get("margin over baseline") or 1) <= 0.005)
+    folded = len(shown_rows) - sum(1 for r in shown_rows if not r.get("runs"))
+    sort = f"sorted by {column}, {order}" if order != "newest first" else "newest first"
+    st.caption(f"{len(rows)} of {len(runs)} runs in {len(shown_rows)} rows, {sort}"
+               + (f"; {folded} group row(s) show their runs' means" if folded else "")
+               + ". Click a column header to sort the table by it instead."
+               + (f" {flat} row(s) score no better than always guessing the largest class (margin ≤ 0)."
                   if flat else ""))
     return rows
 
@@ -137,13 +157,37 @@ def confusion(run: dict) -> None:
             k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
 
 
+def _class_choice(col, label: str, counts: dict, key: str) -> str | None:
+    """A class picker whose options say how many mistakes each has; None = any class."""
+    options = [None] + sorted(counts)
+    return col.selectbox(label, options, key=key,
+                         format_func=lambda c: f"any ({sum(counts.values())})" if c is None else f"{c} ({counts[c]})")
+
+
 def gallery(run: dict) -> None:
-    result = compare.misclassified(run["path"], limit=24)
-    if not result["items"]:
+    """The wrongly predicted test faces, by true class and predicted class, a page at a time."""
+    pairs = compare.misclassified(run["path"], per_page=1)["pairs"]
+    c1, c2, c3 = st.columns([2, 2, 1])
+    trues: dict = {}
+    for (t, _), n in pairs.items():
+        trues[t] = trues.get(t, 0) + n
+    true = _class_choice(c1, "True class", trues, "mis_true") if pairs else None
+    preds: dict = {}
+    for (t, p), n in pairs.items():
+        if true in (None, t):
+            preds[p] = preds.get(p, 0) + n
+    predicted = _class_choice(c2, "Predicted as", preds, "mis_pred") if pairs else None
+    page_key = f"mis_page-{true}-{predicted}"            # another choice starts again at page 1
+    result = compare.misclassified(run["path"], true, predicted, page=st.session_state.get(page_key, 1) - 1)
+    if result["pages"] > 1:
+        c3.number_input(f"Page (of {result['pages']})", 1, result["pages"], key=page_key)
+    items = result["items"]
+    if not items:
         st.info(result["note"] or "No misclassified test faces.")
         return
-    items = result["items"][:24]
-    st.caption(f"{len(items)} of the {result['total']} misclassified test faces"
+    start = result["page"] * 24
+    st.caption(f"Faces {start + 1}–{start + len(items)} of {result['matching']} (of {result['total']} misclassified "
+               "test faces), the most confident mistakes first"
                + (", one per sequence (CK+ keeps three frames of each)" if any("sequence" in i for i in items)
                   else "") + ".")
     if result["note"]:

@@ -199,7 +199,71 @@ def test_runs_page_actions_reevaluate_rename_delete(runs_store, ckplus):
     assert run_dir.name not in set(at.dataframe[0].value["id"])
 
 
+def test_runs_page_folds_groups_reads_percentages_and_says_how_it_sorts(store):
+    from test_browse import make_run
+    for fold, acc in enumerate((0.5, 0.7, 0.9)):
+        make_run(store, f"ck-fold{fold}", created=f"2026-01-0{fold + 1}", acc=acc, supports=(10, 20, 20),
+                 kfold={"group": "ck", "fold": fold, "folds": 3})
+    make_run(store, "alone", created="2026-01-09", acc=0.65, supports=(10, 20, 20))
+    at = open_page("pages/runs.py")
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["alone", "k-fold ck (3 runs)"]          # the folds as one row
+    assert table["runs"][1] == 3 and table["test accuracy"][1] == pytest.approx(0.7)
+    assert at.dataframe[0].proto.placeholder == ""                          # blanks, not "None"
+    assert "newest first" in at.caption[0].value
+
+    at.text_input(key="runs_value").set_value("test accuracy > 60").run()   # as people type it
+    assert sorted(at.dataframe[0].value["name"]) == ["alone", "k-fold ck (2 runs)"]
+    assert at.caption[0].value.startswith("3 of 4 runs")
+    at.text_input(key="runs_value").set_value("> 60%").run()
+    assert "choose a column" in at.warning[0].value                         # said, not an empty table
+    at.selectbox(key="runs_by").set_value("test accuracy").run()
+    assert at.caption[0].value.startswith("3 of 4 runs") and not at.warning
+    at.text_input(key="runs_value").set_value("> lots").run()
+    assert "percentage" in at.warning[0].value
+
+    at.text_input(key="runs_value").set_value("").run()
+    at.selectbox(key="runs_by").set_value("test accuracy").run()
+    at.radio(key="runs_order").set_value("smallest first").run()
+    assert "sorted by test accuracy, smallest first" in at.caption[0].value
+    assert "newest first" not in at.caption[0].value
+    at.multiselect(key="runs_open").set_value(["k-fold ck"]).run()          # opened: one row per fold
+    assert list(at.dataframe[0].value["name"]) == ["ck-fold0", "alone", "ck-fold1", "ck-fold2"]
+
+
+def test_misclassified_tab_by_true_and_predicted_class_paged(store, fer2013, default_run):
+    """The default model's real mistakes on FER2013's PrivateTest (its run record, without the model file)."""
+    import csv
+    copy_run(default_run, store, "default", keep_model=False)
+    with open(default_run / "predictions.csv", newline="") as f:
+        wrong = [r for r in csv.DictReader(f) if r["true"] != r["predicted"]]
+    fear_as_sad = [r for r in wrong if r["true"] == "fear" and r["predicted"] == "sad"]
+    at = open_page("pages/runs.py")
+    images = lambda: [i.proto.imgs[0].caption for i in at.get("image")]     # noqa: E731
+    assert len({c.split(" → ")[0] for c in images()}) > 1                 # not all of one true class
+    at.selectbox(key="mis_true").set_value("fear").run()
+    at.selectbox(key="mis_pred").set_value("sad").run()
+    assert images() and all(c.startswith("true fear → sad") for c in images())
+    pages = -(-len(fear_as_sad) // 24)
+    assert at.number_input(key="mis_page-fear-sad").max == pages
+    at.number_input(key="mis_page-fear-sad").set_value(pages).run()
+    assert len(images()) == len(fear_as_sad) - 24 * (pages - 1)
+    assert f"of {len(fear_as_sad)} (of {len(wrong)} misclassified" in texts(at)
+
+
 # ---------------------------------------------------------------- Compare
+def test_compare_first_view_says_budgets_differ_and_labels_what_differs(store):
+    from test_browse import make_run
+    make_run(store, "headline", created="2026-01-01", config={"max_train_seconds": 5400})
+    make_run(store, "quick", created="2026-01-02", config={"max_train_seconds": 150, "backbone": "vgg16"})
+    at = open_page("pages/compare.py")
+    assert len(at.multiselect(key="compare_runs").value) == 2                # the first view, nothing chosen
+    note = next(i.value for i in at.info if "training budgets" in i.value)
+    assert "headline: 1 h 30 min" in note and "quick: 2 min 30 s" in note
+    differs = next(d.value for d in at.dataframe if "run" in d.value.columns)    # "What differs"
+    assert {"Training budget (s)", "Backbone"} <= set(differs.columns) and "max_train_seconds" not in differs.columns
+
+
 def test_compare_page_compares_two_runs_and_a_kfold_summary(store, tiny_run):
     a = copy_run(tiny_run, store, "with model")
     b = copy_run(tiny_run, store, "reference", keep_model=False)     # like a run committed without model.keras

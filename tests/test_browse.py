@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from fer_core.report import browse, compare
+from fer_core.report import browse, compare, display
 from fer_core.runs import store as runstore
 
 
@@ -45,7 +45,7 @@ def test_only_differing_parameters_and_repeats_grouped(tmp_path):
     runs.append(runstore.read_run(make_run(tmp_path, "lr", created="2026-01-09", config={"learning_rate": 3e-4})))
     assert browse.differing_parameters(runs) == ["learning_rate", "seed"]
     table = browse.parameters_table(runs)
-    assert set(table[0]) == {"run", "learning_rate", "seed"}
+    assert set(table[0]) == {"run", "Learning rate", "Seed"}                  # the options' labels, not keys
     groups = browse.grouped_table(runs)
     assert len(groups) == 1 and groups[0]["runs"] == 3
     assert groups[0]["test accuracy"] == "82.0% ± 2.0"
@@ -90,3 +90,67 @@ def test_a_killed_training_shows_failed_at_once_on_its_machine(tmp_path):
     assert runstore.read_run(d)["status"] == "failed"
     runstore.update_run(d, host="another-machine")                      # elsewhere: only the heartbeat can tell
     assert runstore.read_run(d)["status"] == "running"
+
+
+def test_percentages_are_read_as_people_type_them(tmp_path):
+    for i, acc in enumerate((0.55, 0.65, 0.75)):
+        make_run(tmp_path, f"r{i}", created=f"2026-01-0{i + 1}", acc=acc, supports=(10, 20, 20))
+    rows = compare.runs_table(runstore.list_runs(tmp_path))
+    columns = list(rows[0])
+    for typed in ("test accuracy > 60", "> 60%", "> 60", "0.6", "60 %"):
+        column, op, value, problem = browse.condition(typed, "test accuracy", ">", columns)
+        assert (column, op, value, problem) == ("test accuracy", ">", 0.6, None), typed
+        assert sorted(r["name"] for r in browse.filter_rows(rows, column, op, value)) == ["r1", "r2"], typed
+    assert browse.condition("test acc <= 0.65", "", ">", columns)[:3] == ("test accuracy", "<=", 0.65)
+    assert browse.condition("margin over baseline > -5", "", ">", columns)[2] == -0.05
+    assert browse.condition("> sixty", "test accuracy", ">", columns)[3]          # said, not an empty table
+    assert "no column" in browse.condition("speed > 3", "", ">", columns)[3]
+    assert browse.condition("fer_vgg", "backbone", "contains", columns)[:3] == ("backbone", "contains", "fer_vgg")
+
+
+def test_folds_and_backbone_comparisons_fold_into_one_row_until_opened(tmp_path):
+    for fold, acc in enumerate((0.7, 0.8, 0.9)):
+        make_run(tmp_path, f"ck-fold{fold}", created=f"2026-01-0{fold + 1}", acc=acc,
+                 kfold={"group": "ck", "fold": fold, "folds": 3})
+    for bb in ("fer_vgg", "vgg16"):
+        d = tmp_path / f"fer-bb-{bb}"
+        make_run(tmp_path, "x", created="2026-01-05", config={"backbone": bb}).rename(d)
+        runstore.rename_run(d, f"fer-bb-{bb}")
+    make_run(tmp_path, "alone", created="2026-01-09", acc=0.6)
+    rows = compare.runs_table(runstore.list_runs(tmp_path))
+    shown = browse.collapse_groups(rows)
+    assert [r["name"] for r in shown] == ["alone", "backbone comparison fer (2 runs)", "k-fold ck (3 runs)"]
+    ck = shown[2]
+    assert ck["runs"] == 3 and abs(ck["test accuracy"] - 0.8) < 1e-9 and ck["created"] == "2026-01-03"
+    assert shown[1]["backbone"] == "2 backbones" and shown[1]["status"] == "completed"
+    opened = browse.collapse_groups(rows, opened={"k-fold ck"})
+    assert [r["name"] for r in opened][-3:] == ["ck-fold2", "ck-fold1", "ck-fold0"]
+
+
+def test_the_run_listing_sees_changes_and_does_not_reread_an_unchanged_store(tmp_path, monkeypatch):
+    d = make_run(tmp_path, "first", created="2026-01-01")
+    assert [r["name"] for r in runstore.list_runs(tmp_path)] == ["first"]
+    reads = []
+    real = runstore.read_run
+    monkeypatch.setattr(runstore, "read_run", lambda p: reads.append(p) or real(p))
+    assert [r["name"] for r in runstore.list_runs(tmp_path)] == ["first"] and reads == []
+    runstore.rename_run(d, "renamed")                                      # an atomic write into the folder
+    assert [r["name"] for r in runstore.list_runs(tmp_path)] == ["renamed"] and len(reads) == 1
+    info = runstore.read_json(d / "run.json")
+    (d / "run.json").write_text(__import__("json").dumps({**info, "name": "edited in place"}))
+    assert runstore.list_runs(tmp_path)[0]["name"] == "edited in place"
+    make_run(tmp_path, "second", created="2026-01-02")
+    assert [r["name"] for r in runstore.list_runs(tmp_path)] == ["second", "edited in place"]
+
+
+def test_compare_says_when_training_budgets_differ_in_words(tmp_path):
+    long = runstore.read_run(make_run(tmp_path, "headline", created="2026-01-01", config={"max_train_seconds": 5400}))
+    runstore.update_run(long["path"], train_seconds=5446.0)
+    short = [runstore.read_run(make_run(tmp_path, f"bb{i}", created="2026-01-02",
+                                        config={"max_train_seconds": 150, "backbone": f"b{i}"})) for i in range(2)]
+    assert compare.budget_note(short) is None                               # one budget: nothing to say
+    note = compare.budget_note([runstore.read_run(long["path"])] + short)
+    assert "headline: 1 h 30 min" in note and "bb0: 2 min 30 s" in note
+    assert browse.parameters_table([long] + short)[0].keys() == {"run", "Backbone", "Training budget (s)"}
+    assert [display.duration(s) for s in (None, 45.4, 150, 3600, 5446)] == ["", "45 s", "2 min 30 s", "1 h",
+                                                                           "1 h 31 min"]

@@ -7,12 +7,16 @@ Pure functions over what `runstore.read_run` returns.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import operator
+import os
+import re
 
 import numpy as np
 
+from fer_core import config
 from fer_core.runs import store as runstore
 
 NOT_PARAMETERS = {"name", "runs_dir"}                    # where and what-called, not how it trained
@@ -40,8 +44,18 @@ def learnt_nothing(run: dict) -> bool:
 
 # ---------------------------------------------------------------- best and last
 def best_and_last(run: dict) -> dict:
-    """From history.csv: the best and the last validation accuracy, and the epoch of the best."""
-    rows = runstore.read_history_rows(run["path"])
+    """From history.csv: the best and the last validation accuracy, and the epoch of the best. Remembered per
+    history.csv version: the Runs page asks for every run on every rerun."""
+    try:
+        stamp = os.stat(runstore.history_path(run["path"])).st_mtime_ns
+    except OSError:
+        stamp = None
+    return dict(_best_and_last(str(run["path"]), stamp))
+
+
+@functools.lru_cache(maxsize=4096)
+def _best_and_last(path: str, _stamp) -> dict:
+    rows = runstore.read_history_rows(path)
     vals = [(int(r[0]), float(r[5])) for r in rows if len(r) > 5 and r[5] not in ("", "None")]
     if not vals:
         return {"best val accuracy": None, "best epoch": None, "last val accuracy": None}
@@ -63,8 +77,9 @@ def differing_parameters(runs: list[dict]) -> list[str]:
 
 
 def parameters_table(runs: list[dict], only_differing: bool = True) -> list[dict]:
+    """One row per run, its parameters under the labels the option declarations give them (not config keys)."""
     keys = differing_parameters(runs) if only_differing else sorted({k for r in runs for k in parameters(r)})
-    return [{"run": r["name"], **{k: parameters(r).get(k) for k in keys}} for r in runs]
+    return [{"run": r["name"], **{config.label(k): parameters(r).get(k) for k in keys}} for r in runs]
 
 
 # ---------------------------------------------------------------- repeated runs
@@ -142,3 +157,105 @@ def sort_rows(rows: list[dict], column: str, descending: bool = True) -> list[di
     except TypeError:
         have.sort(key=lambda r: str(r[column]), reverse=descending)
     return have + missing
+
+
+# ---------------------------------------------------------------- percentages as people type them
+PERCENT_COLUMNS = ("test accuracy", "margin over baseline", "best val accuracy", "last val accuracy")
+_CONDITION = re.compile(r"^(?P<column>.*?)\s*(?P<op>>=|<=|>|<|=|\bcontains\b)\s*(?P<value>.*)$", re.I)
+
+
+def percent_value(text: str) -> float:
+    """'60', '60%', '60 %' and '0.6' all mean 0.6 in a column shown as a percentage: a number with '%', or
+    beyond ±1, is read as percent. Raises ValueError on text that is not a number."""
+    t = str(text).strip().replace(" ", "")
+    if t.endswith("%"):
+        return float(t[:-1]) / 100
+    v = float(t)
+    return v / 100 if abs(v) > 1 else v
+
+
+def _column_named(text: str, columns: list[str]) -> str | None:
+    t = text.strip().lower()
+    exact = [c for c in columns if c.lower() == t]
+    starts = [c for c in columns if c.lower().startswith(t)]
+    return (exact or starts or [None])[0] if t else None
+
+
+def condition(text: str, column: str, op: str, columns: list[str]) -> tuple[str, str, object, str | None]:
+    """The filter typed in the Value box -> (column, operator, value, problem). The box takes a value ('0.6',
+    '60%'), an operator and a value ('> 60%') or a whole condition ('test accuracy > 60'); what it names
+    overrides the column and operator chosen beside it. problem says what is wrong instead of matching nothing."""
+    text = (text or "").strip()
+    m = _CONDITION.match(text)
+    if m:
+        op = m["op"].lower()
+        text = m["value"].strip()
+        if m["column"].strip():
+            named = _column_named(m["column"], columns)
+            if named is None:
+                return column, op, None, f"no column called “{m['column'].strip()}”"
+            column = named
+    if not column or not text:
+        return column, op, None, None if not text else "choose a column to filter by, or type one before the test"
+    if column in PERCENT_COLUMNS and op != "contains":
+        try:
+            return column, op, percent_value(text), None
+        except ValueError:
+            return column, op, None, f"{column} is a percentage: type a number such as 60, 60% or 0.6"
+    return column, op, text, None
+
+
+# ---------------------------------------------------------------- one row per fold group on the Runs page
+BACKBONE_COMPARISON = re.compile(r"^(?P<prefix>.+)-bb-[^/]+$")   # scripts/reference_runs_backbones.sh's names
+GROUP_MEANS = ("test accuracy", "margin over baseline", "best val accuracy", "last val accuracy", "macro F1",
+               "train time (s)", "epochs")
+
+
+def fold_group(run: dict) -> str | None:
+    """The group a run is listed under until it is opened: the folds of one k-fold cross-validation, or the
+    runs of one backbone comparison (each backbone with the same budget). Why: a fresh clone holds ~190
+    committed fold runs, and one row each buried the dozen runs a user looks for."""
+    kfold = (run.get("info") or {}).get("kfold") or {}
+    if kfold.get("group"):
+        return f"k-fold {kfold['group']}"
+    m = BACKBONE_COMPARISON.match(str(run.get("id", "")))
+    return f"backbone comparison {m['prefix']}" if m else None
+
+
+def _summary(values: list, many: str) -> object:
+    distinct = list(dict.fromkeys(v for v in values if v not in (None, "")))
+    return distinct[0] if len(distinct) == 1 else (many.format(n=len(distinct)) if distinct else None)
+
+
+def group_row(group: str, members: list[dict]) -> dict:
+    """One row for a group's runs: their count, means of their figures, what they share."""
+    def mean(key):
+        v = [r[key] for r in members if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+        return float(np.mean(v)) if v else None
+    statuses = [r.get("status") for r in members]
+    status = statuses[0] if len(set(statuses)) == 1 else ", ".join(
+        f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+    return {"name": f"{group} ({len(members)} runs)", "group": group, "runs": len(members), "status": status,
+            "dataset": _summary([r.get("dataset") for r in members], "{n} datasets"),
+            "backbone": _summary([r.get("backbone") for r in members], "{n} backbones"),
+            "weights": _summary([r.get("weights") for r in members], "{n} kinds"),
+            **{k: mean(k) for k in GROUP_MEANS},
+            "created": max((r.get("created") or "" for r in members), default="") or None, "id": None}
+
+
+def collapse_groups(rows: list[dict], opened=()) -> list[dict]:
+    """Rows with each group of two or more runs folded into one row where its newest run was, except the
+    groups in `opened`, whose runs are listed one by one."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("group"):
+            groups.setdefault(r["group"], []).append(r)
+    out, done = [], set()
+    for r in rows:
+        g = r.get("group")
+        if not g or len(groups[g]) < 2 or g in opened:
+            out.append(r)
+        elif g not in done:
+            done.add(g)
+            out.append(group_row(g, groups[g]))
+    return out

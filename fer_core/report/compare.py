@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from fer_core.data.emotions import canonical
-from fer_core.report import browse
+from fer_core.report import browse, display
 from fer_core.runs import store as runstore
 from fer_core.runs.defaults import REPO_ROOT
 
@@ -48,6 +48,7 @@ def runs_table(runs: list[dict]) -> list[dict]:
             "test accuracy": _num(r.get("test_accuracy")), "macro F1": _num(r.get("macro_f1")),
             "margin over baseline": browse.margin_over_baseline(r),
             "train time (s)": _num(r.get("train_seconds")), "created": r.get("created"), "id": r["id"],
+            "group": browse.fold_group(r),
             **{f"param {k}": v for k, v in browse.parameters(r).items()},
         })
     return rows
@@ -93,6 +94,24 @@ def preselected(runs: list[dict], default_id: str, n: int = 4) -> list[str]:
     same = [r for r in standalone if r["id"] != first["id"] and r.get("dataset") == first.get("dataset")
             and not browse.learnt_nothing(r)]
     return [first["id"]] + [r["id"] for r in same][:n - 1]
+
+
+def training_budget(run: dict) -> float | None:
+    """Seconds the run was allowed (its max_train_seconds), else the seconds it trained."""
+    budget = _num(((run.get("info") or {}).get("config") or {}).get("max_train_seconds"))
+    return budget if budget else _num(run.get("train_seconds"))
+
+
+def budget_note(runs: list[dict], ratio: float = 1.5) -> str | None:
+    """Says when the runs trained for very different times. Why: the 91-minute headline model beside runs of a
+    150-second backbone comparison looks like a better recipe when it mostly had 36 times longer."""
+    budgets = [(r["name"], training_budget(r)) for r in runs]
+    budgets = [(n, b) for n, b in budgets if b]
+    if len(budgets) < 2 or max(b for _, b in budgets) < ratio * min(b for _, b in budgets):
+        return None
+    spelt = "; ".join(f"{n}: {display.duration(b)}" for n, b in sorted(budgets, key=lambda x: -x[1]))
+    return (f"These runs had different training budgets ({spelt}). A run trained longer can score higher with "
+            "the same recipe: compare recipes at equal budgets.")
 
 
 def comparison_table(runs: list[dict]) -> list[dict]:
@@ -177,12 +196,30 @@ def dataset_root(info: dict) -> Path | None:
     return None
 
 
-def misclassified(run_dir, limit: int = 24) -> dict:
-    """Wrongly predicted test faces from predictions.csv: {'items': [...], 'note': why some are missing}.
+def _confidence(row: dict) -> float | None:
+    try:
+        return float(row.get(f"p_{row.get('predicted')}"))
+    except (TypeError, ValueError):
+        return None
 
-    Each item has the image file path, true and predicted labels and the model's confidence.
-    Images are found relative to the dataset folder the run was trained on; when that is
-    not on this machine (or the data is a CSV), the items are still listed with path None.
+
+def _image_path(root: Path | None, source: str) -> str | None:
+    """The image file inside the dataset folder, never outside it."""
+    if root is None or not root.is_dir():
+        return None
+    p = root / source
+    return str(p) if p.is_file() and root.resolve() in p.resolve().parents else None
+
+
+def misclassified(run_dir, true: str | None = None, predicted: str | None = None, page: int = 0,
+                  per_page: int = 24) -> dict:
+    """One page of the wrongly predicted test faces in predictions.csv, of one true and one predicted class
+    (None = any), the most confident mistakes first.
+
+    -> {'items', 'total' (all mistakes), 'matching' (items of this choice), 'pages', 'pairs' ({(true, predicted):
+    count}), 'note' (why images are missing)}. Each item has the image file path (None when the run's dataset is
+    not on this machine or is a CSV), the true and predicted labels and the model's confidence.
+    Why paged and chosen: the first 24 mistakes of a file sorted by class were all of one class.
     """
     run_dir = Path(run_dir)
     info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
@@ -190,32 +227,29 @@ def misclassified(run_dir, limit: int = 24) -> dict:
         with open(runstore.predictions_path(run_dir), newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (OSError, csv.Error, UnicodeDecodeError):
-        return {"items": [], "total": 0, "note": "this run has no predictions.csv"}
+        return {"items": [], "total": 0, "matching": 0, "pages": 0, "pairs": {},
+                "note": "this run has no predictions.csv"}
     wrong = [r for r in rows if r.get("true") != r.get("predicted")]
+    pairs: dict = {}
+    for r in wrong:
+        pairs[(r.get("true"), r.get("predicted"))] = pairs.get((r.get("true"), r.get("predicted")), 0) + 1
+    chosen = [{"source": r.get("source") or "", "true": r.get("true"), "predicted": r.get("predicted"),
+               "confidence": _confidence(r)} for r in wrong
+              if true in (None, r.get("true")) and predicted in (None, r.get("predicted"))]
+    chosen = one_per_sequence(sorted(chosen, key=lambda i: -(i["confidence"] or 0)))
+    pages = -(-len(chosen) // per_page)
+    page = min(max(int(page), 0), max(pages - 1, 0))
     root = dataset_root(info)
+    items = [{**i, "path": _image_path(root, i["source"])} for i in chosen[page * per_page:(page + 1) * per_page]]
     note = None
     if root is None:
         note = "the run's dataset is not on this machine, so the images cannot be shown"
     elif root.is_file():
         note = "the dataset is a CSV file; its images are rows, not files"
-    items = []
-    for r in wrong[:3 * limit]:
-        src = r.get("source") or ""
-        path = None
-        if root is not None and root.is_dir():
-            p = (root / src)
-            if p.is_file() and root.resolve() in p.resolve().parents:
-                path = str(p)
-        pred = r.get("predicted")
-        conf = r.get(f"p_{pred}")
-        try:
-            conf = float(conf)
-        except (TypeError, ValueError):
-            conf = None
-        items.append({"source": src, "path": path, "true": r.get("true"), "predicted": pred, "confidence": conf})
-    if root is not None and root.is_dir() and items and not any(i["path"] for i in items):
+    elif items and not any(i["path"] for i in items):
         note = f"the images listed in predictions.csv are not in {root}"
-    return {"items": one_per_sequence(items), "total": len(wrong), "note": note}
+    return {"items": items, "total": len(wrong), "matching": len(chosen), "pages": pages, "page": page,
+            "pairs": pairs, "note": note}
 
 
 SEQUENCE = re.compile(r"(S\d+_\d+)_\d+")

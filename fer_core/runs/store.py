@@ -317,13 +317,44 @@ def read_run(run_dir) -> dict:
     }
 
 
+_LISTED: dict[str, tuple[tuple, dict]] = {}   # run folder -> (its files' modification times, read_run of it)
+_STAMPED = (RUN_JSON, METRICS, HISTORY, MODEL)
+
+
+def _stamp(run_dir: Path) -> tuple:
+    """Modification times (and sizes) of the folder and of the files a listing shows: an atomic write renames
+    into the folder (its time changes), an in-place edit changes the file's own time and usually its size."""
+    out = []
+    for p in (run_dir, *(run_dir / f for f in _STAMPED)):
+        try:
+            st = os.stat(p)
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _read_run_cached(run_dir: Path) -> dict:
+    """read_run, re-read only when the folder changed. Why: the Runs and Compare pages list every run on each
+    rerun, and parsing ~200 run.json and metrics.json files made them several times slower than Home. A run
+    recorded as running is always re-read: its shown status depends on its heartbeat's age and its process."""
+    stamp = _stamp(run_dir)
+    key = str(run_dir)
+    hit = _LISTED.get(key)
+    if hit is not None and hit[0] == stamp and hit[1]["info"].get("status") != "running":
+        return dict(hit[1])
+    run = read_run(run_dir)
+    _LISTED[key] = (stamp, run)
+    return dict(run)
+
+
 def list_runs(runs_dir) -> list[dict]:
     """All runs, newest first (by when they were created, not by folder name: committed runs have names, not
     time stamps). Folders without run.json are listed as damaged, not skipped."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    runs = [read_run(d) for d in runs_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    runs = [_read_run_cached(d) for d in runs_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
     return sorted(runs, key=lambda r: (r.get("created") or "", r["id"]), reverse=True)
 
 
