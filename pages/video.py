@@ -7,7 +7,6 @@ The work is in fer_core.serve.video_file (streamed frame by frame) and fer_core.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
 
 import plotly.express as px
@@ -16,12 +15,18 @@ import streamlit as st
 from fer_core.errors import UserError
 from fer_core.report import timeline
 from fer_core.serve import annotate
+from fer_core.serve import video_work
 from fer_core.serve.video_file import VIDEO_TYPES, analyze_video, probe
 from pages._common import detector_settings, ensure_app_navigation, model_picker, recognizer_for
 
 ensure_app_navigation()
 
-WORK = Path(tempfile.gettempdir()) / "emotion-studio-videos"
+
+def session_folders() -> video_work.SessionFolders:
+    """This session's work folders: removed when the session ends (see fer_core.serve.video_work)."""
+    if "video_folders" not in st.session_state:
+        st.session_state["video_folders"] = video_work.SessionFolders()
+    return st.session_state["video_folders"]
 
 
 def progress_callback(bar, name: str):
@@ -34,9 +39,7 @@ def progress_callback(bar, name: str):
 
 def analyse(data: bytes, name: str, run_path, detector, every: int) -> dict | None:
     """Writes the upload to a temporary file, analyses it with a progress bar; None (and a message) on failure."""
-    key = hashlib.sha1(data).hexdigest()[:12]
-    folder = WORK / key
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = session_folders().new(hashlib.sha1(data).hexdigest()[:12])
     src = folder / f"input{Path(name).suffix.lower() or '.mp4'}"
     src.write_bytes(data)
     try:
@@ -63,6 +66,10 @@ def analyse(data: bytes, name: str, run_path, detector, every: int) -> dict | No
 
 def show(result: dict) -> None:
     s, info = result["summary"], result["info"]
+    if not (Path(result["video"]).is_file() and Path(result["csv"]).is_file()):
+        st.info(f"The files of {result['name']} were removed ({video_work.keep_label()} after the analysis). "
+                "Upload it again to see them.")
+        return
     st.success(f"**{result['name']}**: {info.width}x{info.height}, {info.seconds:.1f} s; {s.frames_read} frames, "
                f"{s.frames_analysed} analysed, {s.faces_seen} face(s) followed")
     for w in s.warnings:
@@ -102,6 +109,10 @@ with st.sidebar:
                             help="Higher is faster on long videos; the frames between keep the last boxes.")
 upload = st.file_uploader("Video", type=VIDEO_TYPES, key="video_file",
                           help="mp4, webm, mov, avi, mkv or m4v; up to 50 MB and 30 minutes.")
+st.caption(f"Your video, its annotated copy and the per-frame CSV are kept on the server only while you look at "
+           f"them: removed when your session ends, or {video_work.keep_label()} after the analysis at the latest. "
+           "Download what you want to keep.")
+video_work.remove_expired()
 if run_path is None:
     st.stop()
 if upload is None:

@@ -72,3 +72,53 @@ def test_predict_reads_a_folder_recursively_into_one_csv(tiny_run, tmp_path):
     assert images == {"2008_001322.jpg", "trip/dogs.jpg", "trip/2009_004587.jpg"}
     assert [x["error"] for x in rows if x["image"].endswith("dogs.jpg")] == ["no face found"]
     assert sum(1 for x in rows if x["image"].endswith("2008_001322.jpg")) >= 2
+
+
+def test_a_session_s_video_files_go_when_it_ends_or_when_they_expire(tmp_path):
+    import gc
+    import os
+    import time
+    from fer_core.serve import video_work
+    mine, other = video_work.SessionFolders(tmp_path), video_work.SessionFolders(tmp_path)
+    first = mine.new("abc")
+    (first / "input.mp4").write_bytes(b"x" * 100)
+    same_file_elsewhere = other.new("abc")                       # another session, the same upload
+    second = mine.new("def")                                      # the next upload replaces the first
+    assert not first.exists() and second.is_dir() and same_file_elsewhere.is_dir()
+    del mine
+    gc.collect()
+    assert not second.exists() and same_file_elsewhere.is_dir()   # the session ended: its files went
+    old = time.time() - video_work.KEEP_SECONDS - 60
+    for p in (same_file_elsewhere, *same_file_elsewhere.iterdir()):
+        os.utime(p, (old, old))
+    live = video_work.SessionFolders(tmp_path)
+    fresh = live.new("fresh")
+    assert video_work.remove_expired(tmp_path) == [same_file_elsewhere.name]
+    assert not same_file_elsewhere.exists() and fresh.is_dir()
+
+
+def test_video_page_says_what_it_keeps_and_removes_it(clip, tiny_run, tmp_path, monkeypatch):
+    import os
+    import shutil
+    import time
+    from streamlit.testing.v1 import AppTest
+    from conftest import REPO
+    from fer_core.serve import video_work
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_run, runs / tiny_run.name)
+    monkeypatch.setenv("FER_RUNS_DIR", str(runs))
+    monkeypatch.setattr(video_work, "WORK", tmp_path / "work")
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/video.py").run()
+    assert any("removed when your session ends, or 1 hour after" in c.value for c in at.caption)
+    at.file_uploader(key="video_file").set_value([("clip.mp4", clip.read_bytes(), "video/mp4")]).run()
+    assert not at.exception, at.exception
+    folders = list((tmp_path / "work").iterdir())
+    assert len(folders) == 1 and {p.name for p in folders[0].iterdir()} == {"input.mp4", "annotated.mp4", "faces.csv"}
+    old = time.time() - video_work.KEEP_SECONDS - 60
+    for p in (folders[0], *folders[0].iterdir()):
+        os.utime(p, (old, old))
+    at.run()                                                      # the next visit sweeps expired files
+    assert not folders[0].exists() and not at.exception
+    assert any("were removed" in i.value for i in at.info)
