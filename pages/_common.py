@@ -82,6 +82,24 @@ def model_picker(key: str = "model") -> Path | None:
     return Path(paths[choice])
 
 
+def data_roots_secret():
+    """The app's `data_roots` secret, when .streamlit/secrets.toml sets one (fer_core.data.roots owns the rule)."""
+    try:
+        return st.secrets.get("data_roots")
+    except Exception:   # no secrets.toml at all: that is the normal local case
+        return None
+
+
+def readable_path(path: str) -> Path | None:
+    """The typed path when the app may read it; else None, with the reason and what to do shown."""
+    from fer_core.data.roots import OutsideDataRoots, check_allowed
+    try:
+        return check_allowed(path, data_roots_secret())
+    except OutsideDataRoots as e:
+        st.error(str(e))
+        return None
+
+
 DETECTOR_LABELS = {"blazeface": "BlazeFace (MediaPipe): any pose, small faces",
                    "haar": "Haar cascade (OpenCV): frontal faces only"}
 

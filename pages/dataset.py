@@ -12,7 +12,7 @@ import streamlit as st
 
 from fer_core.errors import UserError
 from fer_core.runs import defaults
-from pages._common import ensure_app_navigation
+from pages._common import ensure_app_navigation, readable_path
 
 ensure_app_navigation()
 
@@ -53,6 +53,8 @@ path = st.text_input("Dataset path", value=default_path(), key="dataset_path",
 
 if not path:
     st.info("Type the path of a dataset folder or FER2013 csv.")
+    st.stop()
+if readable_path(path) is None:
     st.stop()
 if not Path(path).exists():
     st.error(f"Dataset path not found: {path}. Give a FER2013 csv, or a folder of class folders "

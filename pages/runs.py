@@ -16,7 +16,7 @@ from fer_core.errors import UserError
 from fer_core.report import browse, compare
 from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
-from pages._common import ensure_app_navigation, runs_dir
+from pages._common import ensure_app_navigation, readable_path, runs_dir
 from pages._run_charts import confusion_figure, curves_figure, per_class_figure
 
 ensure_app_navigation()
@@ -238,7 +238,8 @@ def evaluate_action(run: dict, has_model: bool) -> None:
     e1, e2, e3 = st.columns([4, 1, 1])
     data = e1.text_input("Dataset path", key="eval_data", placeholder="e.g. ../shared/data/fer2013")
     split = e2.selectbox("Part", ["test", "all", "val", "train"], key="eval_split")
-    if e3.button("Evaluate", disabled=not has_model or not data.strip(), key="eval_go"):
+    if e3.button("Evaluate", disabled=not has_model or not data.strip(), key="eval_go") \
+            and readable_path(data.strip()) is not None:
         from fer_core.report.evaluate import evaluate_run
         try:
             with st.spinner("Evaluating…"):

@@ -20,7 +20,7 @@ from fer_core.progress import format_seconds
 from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
 from fer_core.runs.defaults import SHARED_DATA
-from pages._common import completed_runs, ensure_app_navigation, runs_dir
+from pages._common import completed_runs, ensure_app_navigation, readable_path, runs_dir
 from pages._run_charts import curves_figure
 
 ensure_app_navigation()
@@ -40,6 +40,8 @@ def show_summary(path: str) -> dict | None:
     p = Path(path).expanduser()
     if not path.strip():
         st.info("Enter the path of a dataset: a FER2013 csv or folder, CK+48, or a folder of class folders.")
+        return None
+    if readable_path(path.strip()) is None:
         return None
     if not p.exists():
         st.error(f"Dataset path not found: {p}")
@@ -124,7 +126,7 @@ def weights_choice(backbone: str) -> str | None:
         return kind
     if kind == "file":
         path = st.text_input("Weights file (.weights.h5 / .h5)")
-        return path.strip() or None
+        return path.strip() if path.strip() and readable_path(path.strip()) is not None else None
     same = [r for r in completed_runs() if r["backbone"] == backbone]
     if not same:
         st.warning(f"No completed run with a {backbone} backbone yet.")

@@ -344,7 +344,8 @@ def test_live_stats_and_queue_never_block_the_video_thread():
 
 
 # ---------------------------------------------------------------- Dataset
-def test_dataset_page_counts_classes_and_shows_samples(tmp_path):
+def test_dataset_page_counts_classes_and_shows_samples(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_DATA_ROOTS", str(tmp_path))          # the page reads only under allowed folders
     counts = {"happy": 5, "sad": 3, "surprise": 1}
     rng = np.random.default_rng(1)
     for cls, n in counts.items():

@@ -183,9 +183,12 @@ def test_runs_page_actions_reevaluate_rename_delete(runs_store, ckplus):
     saved = list((run_dir / "evaluations").glob("*.json"))
     assert len(saved) == 1 and runstore.read_json(saved[0])["num_samples"] > 0
 
-    at.text_input(key="eval_data").set_value("/no/such/dataset").run()
+    at.text_input(key="eval_data").set_value(str(ckplus / "no-such-dataset")).run()
     at.button(key="eval_go").click().run()
     assert not at.exception and any("not found" in e.value for e in at.error)
+    at.text_input(key="eval_data").set_value("/etc").run()               # outside the allowed data folders
+    at.button(key="eval_go").click().run()
+    assert not at.exception and any("outside the folders" in e.value for e in at.error)
 
     at.text_input(key=f"rename-{run_dir.name}").set_value("renamed by test")
     at.button(key="rename_go").click().run()
