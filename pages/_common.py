@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -29,6 +30,16 @@ def ensure_app_navigation() -> None:
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False   # what st.navigation itself sets on its first call
         st.rerun()
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+
+
+def literal(text) -> str:
+    """Text a user chose (a run's name) as Streamlit shows it: literally. Streamlit reads Markdown in headers,
+    captions, metrics and toasts, so a name holding an image would make every viewer's browser fetch its
+    URL; escaping each Markdown character (and folding line breaks) leaves only the characters."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def runs_dir() -> Path:

@@ -13,7 +13,7 @@ import streamlit as st
 
 from fer_core.runs import store as runstore
 from fer_core.serve import annotate
-from pages._common import detector_settings, ensure_app_navigation, model_picker, recognizer_for
+from pages._common import detector_settings, ensure_app_navigation, literal, model_picker, recognizer_for
 
 ensure_app_navigation()
 
@@ -106,7 +106,7 @@ if not uploads:
 
 base = recognizer_for(run_path)
 run_name, run_id = runstore.read_run(run_path)["name"], Path(run_path).name
-st.caption(f"Model: {run_name}{'' if run_name == run_id else f' ({run_id})'} · classes: {', '.join(base.class_names)}")
+st.caption(f"Model: {literal(run_name)}{'' if run_name == run_id else f' ({run_id})'} · classes: {', '.join(base.class_names)}")
 recognizer = annotate.with_detector(base, detector)
 
 results = []

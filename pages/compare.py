@@ -12,7 +12,7 @@ from fer_core.report import browse, compare
 from fer_core.runs import defaults
 from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
-from pages._common import ensure_app_navigation, runs_dir
+from pages._common import ensure_app_navigation, literal, runs_dir
 from pages._run_charts import confusion_figure, grouped_f1_figure, overlay_figure
 
 ensure_app_navigation()
@@ -35,7 +35,7 @@ def choose_runs(runs: list[dict]) -> list[dict]:
 
 def table(runs: list[dict]) -> None:
     rows = compare.comparison_table(runs)
-    flat = [r["name"] for r in runs if browse.learnt_nothing(r)]
+    flat = [literal(r["name"]) for r in runs if browse.learnt_nothing(r)]
     if flat:
         st.warning(f"No better than always guessing the largest class: {', '.join(flat)}. Their figures say "
                    "nothing about the recipe; train them longer.")
@@ -92,7 +92,7 @@ def confusions(runs: list[dict]) -> None:
         cm, labels = compare.confusion(r["metrics"], "test", normalized)
         with cols[n % len(cols)]:
             if cm is None:
-                st.caption(f"{r['name']}: no test confusion matrix")
+                st.caption(f"{literal(r['name'])}: no test confusion matrix")
             else:
                 st.plotly_chart(confusion_figure(cm, labels, normalized, title=r["name"]), key=f"cmp_cm_{r['id']}")
 

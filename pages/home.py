@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fer_core.runs import store as runstore
-from pages._common import default_run_path, ensure_app_navigation
+from pages._common import default_run_path, ensure_app_navigation, literal
 
 ensure_app_navigation()
 
@@ -26,7 +26,7 @@ else:
     classes = run["info"].get("class_names") or (run["metrics"] or {}).get("class_names") or []
     acc = run["test_accuracy"]
     cols = st.columns(3)
-    cols[0].metric("Run", run["name"])
+    cols[0].metric("Run", literal(run["name"]))
     cols[1].metric("Dataset", run["dataset"] or "unknown")
     cols[2].metric("Test accuracy", f"{acc:.1%}" if acc is not None else "not evaluated")
     st.markdown(f"**Backbone:** {run['backbone'] or 'unknown'} · **Classes ({len(classes)}):** "

@@ -16,7 +16,7 @@ from fer_core.errors import UserError
 from fer_core.report import browse, compare
 from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
-from pages._common import ensure_app_navigation, readable_path, runs_dir
+from pages._common import ensure_app_navigation, literal, readable_path, runs_dir
 from pages._run_charts import confusion_figure, curves_figure, per_class_figure
 
 ensure_app_navigation()
@@ -229,7 +229,7 @@ def resume_action(run: dict, root: Path) -> None:
         except (UserError, OSError) as e:
             st.error(f"Cannot resume: {e}")
         else:
-            st.toast(f"{run['name']} is queued to resume; follow it on the Train page")
+            st.toast(f"{literal(run['name'])} is queued to resume; follow it on the Train page")
             st.rerun()
 
 
@@ -285,7 +285,7 @@ def delete_action(run: dict, root: Path) -> None:
         else:
             st.query_params.pop("run", None)
             st.session_state.pop("run_pick", None)
-            st.toast(f"Deleted {run['name']}")
+            st.toast(f"Deleted {literal(run['name'])}")
             st.rerun()
 
 
@@ -312,7 +312,7 @@ rows = runs_table(all_runs)
 st.divider()
 run = pick_run(all_runs, rows)
 if run is not None:
-    st.header(run["name"])
+    st.header(literal(run["name"]))
     st.caption(f"{run['id']} · {run['backbone'] or '?'} on {run['dataset'] or '?'} · weights {run['weights'] or '?'}"
                f" · created {run['created'] or '?'}")
     tabs = st.tabs(["Overview", "Curves", "Confusion & per class", "Misclassified", "Log", "Actions"])

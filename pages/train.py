@@ -20,7 +20,7 @@ from fer_core.progress import format_seconds
 from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
 from fer_core.runs.defaults import SHARED_DATA
-from pages._common import completed_runs, ensure_app_navigation, readable_path, runs_dir
+from pages._common import completed_runs, ensure_app_navigation, literal, readable_path, runs_dir
 from pages._run_charts import curves_figure
 
 ensure_app_navigation()
@@ -213,15 +213,15 @@ def launch(cfg: TrainConfig) -> None:
         st.error(f"Cannot write the run folder: {e}")
         return
     st.session_state.setdefault("launched", []).append(str(run_dir))
-    st.success(f"Queued **{runstore.read_run(run_dir)['name']}** ({run_dir.name}). Progress below.")
+    st.success(f"Queued **{literal(runstore.read_run(run_dir)['name'])}** ({run_dir.name}). Progress below.")
 
 
 def cancel_job(run_dir: Path, name: str) -> None:
     """Button callback: runs before the panel redraws, so the card already shows the new state."""
     try:
-        st.toast(f"{name}: {jobs.cancel(run_dir)}")
+        st.toast(f"{literal(name)}: {jobs.cancel(run_dir)}")
     except UserError as e:
-        st.toast(f"{name}: {e}")
+        st.toast(f"{literal(name)}: {e}")
 
 
 def job_card(run_dir: Path) -> None:
@@ -229,10 +229,10 @@ def job_card(run_dir: Path) -> None:
     with st.container(border=True):
         top = st.columns([4, 1])
         if p["status"] == "queued":
-            top[0].markdown(f":material/hourglass_empty: **{p['name']}** — queued")
+            top[0].markdown(f":material/hourglass_empty: **{literal(p['name'])}** — queued")
         else:
             phase = f", {p['phase']} phase" if p["phase"] else ""
-            top[0].markdown(f":material/model_training: **{p['name']}** — {'cancelling' if p['cancel_requested'] else 'running'}{phase}")
+            top[0].markdown(f":material/model_training: **{literal(p['name'])}** — {'cancelling' if p['cancel_requested'] else 'running'}{phase}")
         top[1].button("Cancel", key=f"cancel-{run_dir.name}", disabled=p["cancel_requested"],
                       on_click=cancel_job, args=(run_dir, p["name"]))
         if p["status"] != "running":
@@ -274,7 +274,7 @@ def queue_panel() -> None:
         r = runstore.read_run(d)
         icon = {"completed": ":material/check_circle:", "cancelled": ":material/stop_circle:"}.get(r["status"], ":material/error:")
         acc = f", test accuracy {r['test_accuracy']:.1%}" if r["test_accuracy"] is not None else ""
-        msg = f"{icon} **{r['name']}** {r['status']}{acc}"
+        msg = f"{icon} **{literal(r['name'])}** {r['status']}{acc}"
         if r["error"]:
             msg += f" — {r['error']}"
         st.markdown(msg)
