@@ -222,6 +222,11 @@ def cmd_train(a) -> int:
 
 
 def cmd_resume(a) -> int:
+    from fer_core.runs.store import RunStoreError, read_run
+    run = read_run(a.run_dir)
+    if run["status"] == "completed":   # said, with a failing exit code, rather than a silent success
+        raise RunStoreError(f"{run['id']} already completed ({run['epochs_done']} epochs); there is nothing to "
+                            "resume. To train longer, start a new run with --weights run:" + str(a.run_dir) + ".")
     return _train_from_folder(a.run_dir, resume=True)
 
 

@@ -85,11 +85,13 @@ def model_picker(key: str = "model") -> Path | None:
         st.warning("No trained model yet. Train one on the Train page, or restore the default run in runs/.")
         return None
     default = default_run_path()
-    labels = [f"{r['name']} — {r['backbone']} on {r['dataset']}"
-              + (f", test acc {r['test_accuracy']:.1%}" if r['test_accuracy'] is not None else "") for r in runs]
     paths = [r["path"] for r in runs]
     index = paths.index(str(default)) if default is not None and str(default) in paths else 0
-    choice = st.selectbox("Model", range(len(runs)), index=index, format_func=lambda i: labels[i], key=key)
+    # the name alone in the box (the sidebar cut "name — backbone on dataset, test acc" short), the rest below
+    choice = st.selectbox("Model", range(len(runs)), index=index, format_func=lambda i: runs[i]["name"], key=key)
+    r = runs[choice]
+    st.caption(f"{r['backbone']} on {r['dataset']}"
+               + (f", test accuracy {r['test_accuracy']:.1%}" if r["test_accuracy"] is not None else ""))
     return Path(paths[choice])
 
 

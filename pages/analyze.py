@@ -130,6 +130,8 @@ st.subheader(f"All faces ({len(table)})")
 if table.empty:
     st.write("No faces yet.")
 else:
-    st.dataframe(table, hide_index=True, key="faces_table")
+    pct = st.column_config.NumberColumn(format="percent")    # as the chart and the boxes show them
+    st.dataframe(table, hide_index=True, key="faces_table",
+                 column_config={c: pct for c in ["confidence", *recognizer.class_names]})
     st.download_button("Download table (CSV)", table.to_csv(index=False).encode(), file_name="faces.csv",
                        mime="text/csv", key="csv_download", on_click="ignore")

@@ -25,10 +25,10 @@ else:
     run = runstore.read_run(run_path)
     classes = run["info"].get("class_names") or (run["metrics"] or {}).get("class_names") or []
     acc = run["test_accuracy"]
-    cols = st.columns(3)
-    cols[0].metric("Run", literal(run["name"]))
-    cols[1].metric("Dataset", run["dataset"] or "unknown")
-    cols[2].metric("Test accuracy", f"{acc:.1%}" if acc is not None else "not evaluated")
+    st.metric("Run", literal(run["name"]))          # its own row: in a third of the page a long name was cut
+    cols = st.columns(2)
+    cols[0].metric("Dataset", run["dataset"] or "unknown")
+    cols[1].metric("Test accuracy", f"{acc:.1%}" if acc is not None else "not evaluated")
     st.markdown(f"**Backbone:** {run['backbone'] or 'unknown'} · **Classes ({len(classes)}):** "
                 + (", ".join(classes) if classes else "unknown"))
     st.caption(f"Folder: {run['path']}. Analyze and Webcam start with this model; pick another there.")

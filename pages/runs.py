@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.errors import UserError
-from fer_core.report import browse, compare
+from fer_core.report import browse, compare, display
 from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
 from pages._common import ensure_app_navigation, literal, readable_path, runs_dir
@@ -122,7 +122,7 @@ def overview(run: dict) -> None:
     m[1].metric("Test accuracy", fmt(run["test_accuracy"]))
     m[2].metric("Macro F1", fmt(run["macro_f1"], "{:.3f}"))
     m[3].metric("Epochs", run["epochs_done"] or 0)
-    m[4].metric("Train time", fmt(run["train_seconds"], "{:.0f} s"))
+    m[4].metric("Train time", display.duration(run["train_seconds"]) or "–")
     split = info.get("split") or {}
     if split.get("note"):
         st.caption(f"Split {split.get('spec')}: {split['note']}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
+from fer_core.data import emotions
 from fer_core.errors import UserError
 from fer_core.report import timeline
 from fer_core.serve import annotate
@@ -87,7 +88,9 @@ def show(result: dict) -> None:
     frames = timeline.read_frames(result["csv"])
     faces = timeline.face_summary(frames)
     with right:
-        st.dataframe(faces, hide_index=True, key="faces_table")
+        st.dataframe(faces.rename(columns=timeline.SUMMARY_LABELS), hide_index=True, key="faces_table",
+                     column_config={"first seen (s)": st.column_config.NumberColumn(format="%.1f"),
+                                    "last seen (s)": st.column_config.NumberColumn(format="%.1f")})
     if faces.empty:
         st.info("No face was found in this video.")
         return
@@ -95,7 +98,9 @@ def show(result: dict) -> None:
                            format_func=lambda i: f"face {i}")
     long = timeline.probabilities_over_time(frames, face_id)
     fig = px.line(long, x="time_s", y="probability", color="emotion", range_y=[0, 1],
+                  color_discrete_map=emotions.color_map(long["emotion"].unique()),   # the boxes' colours
                   labels={"time_s": "time (s)"}, title=f"Face {face_id}: emotion probabilities over time")
+    fig.update_yaxes(tickformat=".0%")
     st.plotly_chart(fig, key="timeline")
 
 

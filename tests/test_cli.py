@@ -119,3 +119,16 @@ def test_evaluate_a_ckplus_model_on_fer2013_reports_missing_classes(cnn_run, fer
     private = len(list(fer2013.glob("test/*/PrivateTest_*")))
     assert res["samples_skipped"] == neutral > 0
     assert res["num_samples"] == private - neutral
+
+
+def test_kfold_with_one_fold_and_resume_of_a_completed_run_answer_in_their_own_terms(tmp_path, ckplus):
+    r = run_cli("kfold", "--data", ckplus, "--folds", "1", "--runs-dir", tmp_path, timeout=300)
+    assert r.returncode == 2 and "--folds 1" in r.stderr and "at least 2 folds" in r.stderr
+    assert "subject-kfold:1:0" not in r.stderr and "Traceback" not in r.stderr
+    done = tmp_path / "done"
+    done.mkdir()
+    runstore.write_json_atomic(done / "run.json", {"name": "done", "status": "completed", "epochs_done": 3,
+                                                   "config": {"data": str(ckplus), "backbone": "fer_vgg"}})
+    r = run_cli("resume", done, timeout=300)
+    assert r.returncode != 0 and "already completed" in r.stderr and "nothing to resume" in r.stderr
+    assert runstore.read_json(done / "run.json")["status"] == "completed"            # left as it was

@@ -177,3 +177,14 @@ def test_the_apps_scheduler_starts_a_queued_run_with_no_page_open(tmp_path, ckpl
         scheduler.stop()
     jobs.cancel(run_dir)
     assert jobs.wait(run_dir, timeout=180) == "cancelled", jobs.log_tail(run_dir)
+
+
+def test_a_finished_training_is_not_left_defunct(tmp_path, ckplus):
+    """The app that launched a training reaps it when it ends, not when the next one starts."""
+    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
+    jobs.start_queued(tmp_path, 1)
+    pid = runstore.read_json(runstore.run_json_path(run_dir))["pid"]
+    wait_for(lambda: runstore.read_json(runstore.run_json_path(run_dir), {}).get("status") != "running", 300,
+             "the training to end")
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, f"process {pid} to be reaped (not left <defunct>)")
+    assert runstore.read_json(runstore.run_json_path(run_dir))["status"] == "completed", jobs.log_tail(run_dir)

@@ -114,6 +114,12 @@ def test_video_page_says_what_it_keeps_and_removes_it(clip, tiny_run, tmp_path, 
     assert any("removed when your session ends, or 1 hour after" in c.value for c in at.caption)
     at.file_uploader(key="video_file").set_value([("clip.mp4", clip.read_bytes(), "video/mp4")]).run()
     assert not at.exception, at.exception
+    assert list(at.dataframe[0].value.columns) == ["face", "first seen (s)", "last seen (s)", "frames",
+                                                   "main emotion"]                # headers, not snake_case
+    import json
+    from fer_core.data import emotions
+    lines = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]             # the timeline: boxes' colours
+    assert lines and all(t["line"]["color"] == emotions.color_hex(t["name"]) for t in lines)
     folders = list((tmp_path / "work").iterdir())
     assert len(folders) == 1 and {p.name for p in folders[0].iterdir()} == {"input.mp4", "annotated.mp4", "faces.csv"}
     old = time.time() - video_work.KEEP_SECONDS - 60

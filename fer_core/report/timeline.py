@@ -9,6 +9,10 @@ def read_frames(csv_path) -> pd.DataFrame:
     return pd.read_csv(csv_path)
 
 
+SUMMARY_LABELS = {"face_id": "face", "first_s": "first seen (s)", "last_s": "last seen (s)", "frames": "frames",
+                  "main_emotion": "main emotion"}   # face_summary's columns as the Video page heads them
+
+
 def face_summary(frames: pd.DataFrame) -> pd.DataFrame:
     """One row per face id: first and last time seen, frames, and the emotion it showed most."""
     if frames.empty:

@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -148,6 +149,9 @@ def launch(run_dir) -> int:
     with open(runstore.log_path(run_dir), "ab") as log:
         proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    # Reaped as soon as it exits: otherwise a finished training stays <defunct> until something happens to wait
+    # for it (the next launch, or a page that checks that very run while it still says 'running').
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     # Counted as running from now on: the child takes a few seconds to import TensorFlow
     # before it writes its own heartbeat, and must not be launched a second time meanwhile.
     runstore.update_run(run_dir, status="running", pid=proc.pid, host=socket.gethostname(), launched=runstore.now_iso(),

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_core.data.emotions import EMOTION_COLORS, color_bgr
 from fer_core.data.images import to_gray
 from fer_core.model.predict import make_predict_fn, make_tflite_fn
 from fer_core.runs import store as runstore
@@ -145,11 +146,7 @@ class EmotionRecognizer:
 
 
 # ---------------------------------------------------------------- drawing
-EMOTION_COLORS_BGR = {
-    "angry": (40, 40, 220), "anger": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160),
-    "happy": (0, 200, 255), "sad": (200, 120, 40), "sadness": (200, 120, 40), "surprise": (255, 200, 0),
-    "neutral": (180, 180, 180), "contempt": (90, 90, 160),
-}
+EMOTION_COLORS_BGR = {name: color_bgr(name) for name in EMOTION_COLORS}   # from the one table in data.emotions
 
 
 def draw_faces(image_bgr: np.ndarray, faces: list[Face], copy: bool = True, numbers: list[int] | None = None) -> np.ndarray:
@@ -164,7 +161,7 @@ def draw_faces(image_bgr: np.ndarray, faces: list[Face], copy: bool = True, numb
     numbers = numbers if numbers is not None and len(numbers) == len(faces) else range(1, len(faces) + 1)
     for f, n in zip(faces, numbers):
         x, y, w, h = f.box
-        color = EMOTION_COLORS_BGR.get(f.emotion, (0, 255, 0))
+        color = color_bgr(f.emotion)
         cv2.rectangle(img, (x, y), (x + w, y + h), color, thick)
         _label(img, f"{n}: {f.emotion} {f.confidence:.0%}", (x, y, w, h), color, scale, thick)
     return img

@@ -170,8 +170,12 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
     """Train `folds` x `input_sizes` x `members` runs and write a summary json with mean, std and per-fold figures."""
     from fer_core.model.backbones import ModelConfigError
     from fer_core.train.checks import validate_config
-    if members < 1 or folds < 1:
-        raise ModelConfigError(f"--folds {folds} --members {members}: both must be at least 1.")
+    if folds < 2:
+        raise ModelConfigError(f"--folds {folds}: a cross-validation needs at least 2 folds (each fold tests on "
+                               "1/K of the people and trains on the rest). Use --folds 2 or more (10 is usual), or "
+                               "`train` for a single split.")
+    if members < 1:
+        raise ModelConfigError(f"--members {members}: train at least 1 model per fold.")
     sizes = list(dict.fromkeys(input_sizes or [cfg.input_size]))     # in the order given, each once
     for size in sizes:
         validate_config(dataclasses.replace(cfg, input_size=size))
