@@ -1,5 +1,5 @@
 """`python -m fer_core COMMAND ...`: dataset, train, resume, run, evaluate, runs, predict, video, kfold, results,
-export.
+export, calibrate.
 
 Errors a user can fix print one line (`error: ...`) and exit non-zero; no tracebacks
 unless FER_DEBUG=1.
@@ -137,6 +137,11 @@ def _report_commands(sub) -> None:
                    help="reuse completed runs of the same config (an interrupted k-fold goes on where it stopped)")
     p.add_argument("--summary", default=None, help="where to write the summary json (default: runs dir)")
 
+    p = sub.add_parser("calibrate", help="fit a run's temperature on its validation part, so the probabilities "
+                                         "the app shows mean what they say")
+    p.add_argument("run_dir")
+    p.add_argument("--data", default=None, help="the run's dataset, where its recorded path is not reachable")
+
     p = sub.add_parser("export", help="export a run's model for fast inference")
     p.add_argument("run_dir")
     p.add_argument("--format", default="tflite", choices=["tflite"])
@@ -263,6 +268,10 @@ def cmd_evaluate(a) -> int:
           f"{result['ms_per_image']:.3f} ms/image")
     for c, m in result["per_class"].items():
         print(f"  {c:10s} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} n={m['support']}")
+    cal = result["calibration"]
+    print(f"calibration ({cal['bins']} bins): ECE {cal['before']['ece']:.2%}"
+          + (f", {cal['after']['ece']:.2%} at the run's temperature {cal['temperature']:.3f}" if cal["after"]
+             else f" (no temperature fitted: python -m fer_core calibrate {result['run']})"))
     if result.get("classes_model_lacks"):
         print(f"classes the model lacks (not scored): {', '.join(result['classes_model_lacks'])} "
               f"({result['samples_skipped']} images)")
@@ -343,6 +352,18 @@ def cmd_video(a) -> int:
     return 0
 
 
+def cmd_calibrate(a) -> int:
+    from fer_core.report.calibrate import calibrate_run
+    r = calibrate_run(a.run_dir, data=a.data)
+    b, f = r["before"], r["after"]
+    print(f"temperature {r['temperature']:.3f} fitted on {r['fitted_on']['num_faces']} faces "
+          f"({r['fitted_on']['which']} of {r['fitted_on']['data']})")
+    print(f"validation NLL {b['nll']:.4f} -> {f['nll']:.4f}, ECE {b['ece']:.2%} -> {f['ece']:.2%} "
+          f"({r['ece_bins']} bins); accuracy {f['accuracy']:.4f} (unchanged by a temperature)")
+    print(r["path"])
+    return 0
+
+
 def cmd_results(a) -> int:
     from fer_core.report.results import results_markdown
     print(results_markdown(a.runs_dir))
@@ -370,4 +391,5 @@ def cmd_export(a) -> int:
 
 
 COMMANDS = {"dataset": cmd_dataset, "train": cmd_train, "resume": cmd_resume, "run": cmd_run, "video": cmd_video, "evaluate": cmd_evaluate,
-            "runs": cmd_runs, "predict": cmd_predict, "kfold": cmd_kfold, "results": cmd_results, "export": cmd_export}
+            "runs": cmd_runs, "predict": cmd_predict, "kfold": cmd_kfold, "results": cmd_results, "export": cmd_export,
+            "calibrate": cmd_calibrate}

@@ -16,6 +16,7 @@ from fer_core.errors import UserError
 from fer_core.report import browse, compare, display
 from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
+from pages._calibration import calibration_section
 from pages._common import ensure_app_navigation, literal, readable_path, runs_dir
 from pages._run_charts import confusion_figure, curves_figure, per_class_figure
 
@@ -315,8 +316,8 @@ if run is not None:
     st.header(literal(run["name"]))
     st.caption(f"{run['id']} · {run['backbone'] or '?'} on {run['dataset'] or '?'} · weights {run['weights'] or '?'}"
                f" · created {run['created'] or '?'}")
-    tabs = st.tabs(["Overview", "Curves", "Confusion & per class", "Misclassified", "Log", "Actions"])
-    sections = [overview, curves, confusion, gallery, log, lambda r: actions(r, root)]
+    tabs = st.tabs(["Overview", "Curves", "Confusion & per class", "Calibration", "Misclassified", "Log", "Actions"])
+    sections = [overview, curves, confusion, calibration_section, gallery, log, lambda r: actions(r, root)]
     for tab, section in zip(tabs, sections):
         with tab:
             try:

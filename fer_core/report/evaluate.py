@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from fer_core.data.datasets import DatasetError, load_dataset
 from fer_core.data.emotions import canonical
 from fer_core.data.splits import make_split
+from fer_core.report.calibration import calibration_figures
 from fer_core.report.evaluation import evaluate_arrays, match_labels, tta_mode
 from fer_core.runs import store as runstore
 
@@ -23,6 +26,29 @@ def load_run_data(run_dir, info: dict, data: str | None = None):
     same_data = data is None or Path(data).resolve() == Path(cfg.get("data", "") or ".").resolve()
     mode = cfg.get("label_mode", "majority") if same_data else "majority"
     return load_dataset(data_path, cfg.get("image_size", 48), label_mode=mode), same_data
+
+
+@dataclass
+class RunModel:
+    """A run's Keras model as the evaluation needs it: its own probabilities (no face detector, no LiteRT),
+    its class names, and its fitted temperature (None without calibration.json)."""
+    predict_fn: Callable
+    class_names: list[str]
+    temperature: float | None
+
+    @classmethod
+    def load(cls, run_dir) -> "RunModel":
+        from fer_core.model.predict import make_predict_fn
+        from fer_core.model.saving import load_model_safe
+        path = runstore.model_path(run_dir)
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} has no model.keras (the run may have failed before its first epoch)")
+        info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
+        metrics = runstore.read_json(runstore.metrics_path(run_dir), {}) or {}
+        model = load_model_safe(path)
+        classes = info.get("class_names") or metrics.get("class_names") or [
+            f"class_{i}" for i in range(model.output_shape[-1])]
+        return cls(make_predict_fn(model), list(classes), runstore.read_temperature(run_dir))
 
 
 def part_indices(run_dir, info: dict, ds, part: str, same_data: bool) -> tuple[np.ndarray, str]:
@@ -50,25 +76,21 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
                  save: bool = False, classes: list[str] | None = None) -> dict:
     """Accuracy and per-class figures of a run's model on a part of a dataset, scored by emotion name on the
     classes the model knows; `classes` (emotion names) limits scoring to those, so that models with different
-    class sets can be compared on the faces they both know."""
-    from fer_core.serve.recognizer import EmotionRecognizer
+    class sets can be compared on the faces they both know. 'calibration' holds ECE and NLL of the model's own
+    probabilities and, where the run has a fitted temperature, of the scaled ones the app shows."""
     run_dir = Path(run_dir)
     info = runstore.read_json(runstore.run_json_path(run_dir), None)
     if info is None:
         raise runstore.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
-    rec = EmotionRecognizer.from_run(run_dir, prefer_tflite=False)
+    rec = RunModel.load(run_dir)
     ds, same_data = load_run_data(run_dir, info, data)
     idx, _ = part_indices(run_dir, info, ds, split, same_data)
-    mapping, missing = match_labels(rec.class_names, ds.class_names)
-    if classes:
-        wanted = {canonical(c) for c in classes}
-        mapping = {j: m for j, m in mapping.items() if canonical(ds.class_names[j]) in wanted}
-    keep = np.array([i for i in idx if int(ds.labels[i]) in mapping], dtype=np.int64)
-    y = np.array([mapping[int(ds.labels[i])] for i in keep], dtype=np.int64)
-    m, _ = evaluate_arrays(rec.predict_fn, ds.images[keep], y, rec.class_names, tta=tta)
+    keep, y, mapping, missing = scored_faces(rec.class_names, ds, idx, classes)
+    m, probs = evaluate_arrays(rec.predict_fn, ds.images[keep], y, rec.class_names, tta=tta)
     result = {"run": str(run_dir), "data": str(data or info.get("config", {}).get("data")), "split": split, **m,
               "classes_model_lacks": missing, "samples_skipped": int(len(idx) - len(keep)),
               "classes_scored": [ds.class_names[j] for j in sorted(mapping)],
+              "calibration": calibration_figures(probs, y, rec.temperature),
               "evaluated": runstore.now_iso()}
     if save:
         out = run_dir / "evaluations"
@@ -76,6 +98,18 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
         name = f"{Path(result['data']).name}-{split}{_tta_suffix(tta)}.json"
         runstore.write_json_atomic(out / runstore.safe_slug(name), result)
     return result
+
+
+def scored_faces(model_classes: list[str], ds, idx: np.ndarray, classes: list[str] | None = None):
+    """(rows of idx whose label the model knows, their labels as model class indices, data->model class map,
+    the data's classes the model lacks); `classes` (emotion names) narrows the scored classes further."""
+    mapping, missing = match_labels(model_classes, ds.class_names)
+    if classes:
+        wanted = {canonical(c) for c in classes}
+        mapping = {j: m for j, m in mapping.items() if canonical(ds.class_names[j]) in wanted}
+    keep = np.array([i for i in idx if int(ds.labels[i]) in mapping], dtype=np.int64)
+    y = np.array([mapping[int(ds.labels[i])] for i in keep], dtype=np.int64)
+    return keep, y, mapping, missing
 
 
 def _tta_suffix(tta) -> str:

@@ -119,6 +119,7 @@ def read_json(path, default=None):
 RUN_JSON, MODEL, LAST_MODEL, STATE = "run.json", "model.keras", "last.keras", "state.json"
 HISTORY, METRICS, PREDICTIONS, SPLIT = "history.csv", "metrics.json", "predictions.csv", "split.json"
 PROGRESS, LOG, CANCEL, TFLITE, EXPORT = "progress.json", "train.log", "CANCEL", "model.tflite", "export.json"
+CALIBRATION = "calibration.json"   # the temperature fitted on the run's validation part (fer_core calibrate)
 
 
 def run_json_path(run_dir) -> Path:
@@ -167,6 +168,17 @@ def tflite_path(run_dir) -> Path:
 
 def export_json_path(run_dir) -> Path:
     return Path(run_dir) / EXPORT
+
+
+def calibration_path(run_dir) -> Path:
+    return Path(run_dir) / CALIBRATION
+
+
+def read_temperature(run_dir) -> float | None:
+    """The run's fitted temperature, or None (no calibration.json, or a damaged one: then the model's own
+    probabilities are shown, as before calibration existed)."""
+    t = (read_json(calibration_path(run_dir), {}) or {}).get("temperature")
+    return float(t) if isinstance(t, (int, float)) and 0 < t < float("inf") else None
 
 
 def cancel_requested(run_dir) -> bool:

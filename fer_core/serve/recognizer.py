@@ -16,6 +16,7 @@ import numpy as np
 from fer_core.data.emotions import EMOTION_COLORS, color_bgr
 from fer_core.data.images import to_gray
 from fer_core.model.predict import make_predict_fn, make_tflite_fn
+from fer_core.model.temperature import apply_temperature
 from fer_core.runs import store as runstore
 from fer_core.runs.store import read_json
 from fer_core.serve.align import eye_angle, face_input
@@ -51,6 +52,7 @@ class EmotionRecognizer:
         self.predict_fn = predict_fn or make_predict_fn(model)
         self.run_dir = run_dir
         self.engine = engine
+        self.temperature: float | None = None   # from the run's calibration.json; None: the model's own
         # trace once now, so the first real frame does not pay for it
         self.predict_fn(np.zeros((1, self.input_size, self.input_size, 1), np.float32))
 
@@ -71,8 +73,11 @@ class EmotionRecognizer:
         tfl = runstore.tflite_path(run_dir)
         export_info = read_json(runstore.export_json_path(run_dir), {}) or {}
         if prefer_tflite and tfl.is_file() and export_info.get("use_in_app", False):
-            return cls(model, classes, detector, make_tflite_fn(tfl), str(run_dir), engine="litert")
-        return cls(model, classes, detector, None, str(run_dir))
+            rec = cls(model, classes, detector, make_tflite_fn(tfl), str(run_dir), engine="litert")
+        else:
+            rec = cls(model, classes, detector, None, str(run_dir))
+        rec.temperature = runstore.read_temperature(run_dir)
+        return rec
 
     # -- classification
     def preprocess_faces(self, faces: list[np.ndarray]) -> np.ndarray:
@@ -87,7 +92,8 @@ class EmotionRecognizer:
         return out
 
     def classify(self, faces) -> np.ndarray:
-        """Probabilities (N, classes) for a batch of face crops, in one model call per 256 faces."""
+        """Probabilities (N, classes) for a batch of face crops, in one model call per 256 faces, scaled by the
+        run's fitted temperature where it has one (predict_fn itself gives the model's own)."""
         if isinstance(faces, np.ndarray) and faces.ndim == 4 and faces.shape[1:] == (self.input_size, self.input_size, 1):
             x = faces.astype(np.float32, copy=False)
         elif isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[1:] == (self.input_size, self.input_size):
@@ -96,7 +102,8 @@ class EmotionRecognizer:
             x = self.preprocess_faces(list(faces))
         if len(x) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
-        return np.concatenate([self.predict_fn(x[i:i + 256]) for i in range(0, len(x), 256)])
+        probs = np.concatenate([self.predict_fn(x[i:i + 256]) for i in range(0, len(x), 256)])
+        return apply_temperature(probs, self.temperature)
 
     # -- detection + classification
     @staticmethod

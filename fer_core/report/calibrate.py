@@ -1,0 +1,79 @@
+"""Fit a run's temperature on its validation part and store it (calibration.json), and read back what the Runs
+page shows: the reliability of the run's test answers before and after that temperature.
+
+Only the validation part is used for fitting: the test part stays an honest check of the fitted T, and the
+run's predictions.csv (its test part, written by training) lets the page draw that check with no model call.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.data.datasets import DatasetError
+from fer_core.model.temperature import apply_temperature
+from fer_core.report.calibration import ECE_BINS, calibration_figures, fit_temperature, reliability_bins
+from fer_core.report.evaluate import RunModel, load_run_data, part_indices, scored_faces
+from fer_core.report.evaluation import predict_probs, to_model_input
+from fer_core.runs import store as runstore
+
+
+def calibrate_run(run_dir, data: str | None = None) -> dict:
+    """Fit T on the run's validation part (its own split.json on its own dataset; `data` names the dataset
+    when the recorded path is not reachable here) and write it to the run's calibration.json."""
+    run_dir = Path(run_dir)
+    info = runstore.read_json(runstore.run_json_path(run_dir), None)
+    if info is None:
+        raise runstore.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
+    rec = RunModel.load(run_dir)
+    ds, same_data = load_run_data(run_dir, info, data)
+    idx, where = part_indices(run_dir, info, ds, "val", same_data)
+    keep, y, _, _ = scored_faces(rec.class_names, ds, idx)
+    if len(keep) < 2 * len(rec.class_names):
+        raise DatasetError(f"{run_dir}: only {len(keep)} validation faces with classes the model knows; a "
+                           "temperature needs a validation part (give --data with the run's dataset).")
+    probs = predict_probs(rec.predict_fn, to_model_input(ds.images[keep]))
+    t = fit_temperature(probs, y)
+    figures = calibration_figures(probs, y, t)
+    record = {"method": "temperature scaling: softmax(log(p) / T)", "temperature": round(t, 5),
+              "fitted_on": {"data": str(data or info.get("config", {}).get("data")), "part": "val",
+                            "which": where, "num_faces": int(len(y))},
+              "ece_bins": ECE_BINS, "before": figures["before"], "after": figures["after"],
+              "fitted": runstore.now_iso()}
+    runstore.write_json_atomic(runstore.calibration_path(run_dir), record)
+    return {**record, "path": str(runstore.calibration_path(run_dir))}
+
+
+def read_test_predictions(run_dir) -> tuple[np.ndarray, np.ndarray] | None:
+    """(probabilities, true class indices) of the run's test part from predictions.csv; None when it is
+    missing or its rows cannot be read as probabilities."""
+    try:
+        with open(runstore.predictions_path(run_dir), newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except OSError:
+        return None
+    if len(rows) < 2:
+        return None
+    classes = [c[2:] for c in rows[0][3:]]
+    try:
+        probs = np.array([[float(v) for v in r[3:]] for r in rows[1:]], np.float64)
+        y = np.array([classes.index(r[1]) for r in rows[1:]], np.int64)
+    except (ValueError, IndexError):
+        return None
+    return (probs, y) if probs.ndim == 2 and probs.shape[1] == len(classes) else None
+
+
+def run_reliability(run_dir) -> dict:
+    """What the Runs page shows: the stored calibration (None if never fitted), and the test part's ECE and
+    reliability bins before and after its temperature ('test' None when predictions.csv is unusable)."""
+    record = runstore.read_json(runstore.calibration_path(run_dir), None)
+    t = runstore.read_temperature(run_dir)
+    test = read_test_predictions(run_dir)
+    out = {"calibration": record if t else None, "temperature": t, "test": None}
+    if test is not None:
+        probs, y = test
+        out["test"] = {**calibration_figures(probs, y, t), "bins_before": reliability_bins(probs, y),
+                       "bins_after": reliability_bins(apply_temperature(probs, t), y) if t else None}
+    return out
