@@ -1,11 +1,13 @@
 """Face detectors behind a small interface, chosen by name from a registry.
 
 A detector is anything with `detect(image) -> list[(x, y, w, h)]` in the image's pixels.
-It may also offer `detect_faces(image) -> list[Detection]` (boxes with eye keypoints, for alignment)
+It may also offer `detect_faces(image) -> list[Detection]` (boxes with eye keypoints, for alignment),
+`detect_photo(image) -> list[Detection]` (a slower, more thorough search for still photos),
 and `detect_near(gray, box) -> box | None` (re-find one face in a small region), which the webcam
 pipeline uses to follow faces between full detections.
 
-  blazeface   MediaPipe's BlazeFace full-range model (the default; fer_core/serve/blazeface.py)
+  blazeface   MediaPipe's BlazeFace (the default): the full-range model on the frame, the short-range model
+              for close-ups, and a tiled search for small faces in large photos (fer_core/serve/face_search.py)
   haar        OpenCV's frontal-face Haar cascade (frontal faces only; kept as an option)
 """
 
@@ -53,8 +55,8 @@ def make_detector(name: str = DEFAULT_DETECTOR, min_size: int = 20, sensitivity:
 
 @register_detector("blazeface")
 def _blazeface(min_size: int, sensitivity: float):
-    from fer_core.serve.blazeface import BlazeFaceDetector
-    return BlazeFaceDetector(min_score=round(0.8 - 0.4 * sensitivity, 3), min_size=min_size)   # 0.5 -> 0.6
+    from fer_core.serve.face_search import FaceSearch
+    return FaceSearch(min_score=round(0.8 - 0.4 * sensitivity, 3), min_size=min_size)   # 0.5 -> 0.6
 
 
 @register_detector("haar")

@@ -118,11 +118,17 @@ class EmotionRecognizer:
         gray = to_gray(image_bgr)
         if not detect:
             return self.classify_boxes(gray, [(0, 0, gray.shape[1], gray.shape[0])])
-        return self.classify_found(gray, self.find_faces(image_bgr))
+        return self.classify_found(gray, self.find_faces(image_bgr, photo=True))
 
-    def find_faces(self, image: np.ndarray) -> list[Face]:
-        """Unclassified faces (box, and the angle that levels the eyes where the detector gives them)."""
+    def find_faces(self, image: np.ndarray, photo: bool = False) -> list[Face]:
+        """Unclassified faces (box, and the angle that levels the eyes where the detector gives them).
+
+        photo=True: a still photo, worth the detector's slower search for small faces (`detect_photo`);
+        video frames keep the per-frame search.
+        """
         detect_faces = getattr(self.detector, "detect_faces", None)
+        if photo and detect_faces is not None:
+            detect_faces = getattr(self.detector, "detect_photo", detect_faces)
         if detect_faces is None:
             gray = to_gray(image) if image.ndim == 3 else image
             return [Face(tuple(int(v) for v in b), "") for b in reading_order(self.detector.detect(gray))]
