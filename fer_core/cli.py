@@ -65,11 +65,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _recognizer(a):
+    from fer_core.profile_commands import with_profile
     from fer_core.runs.defaults import DEFAULT_RUN
     from fer_core.serve.detectors import make_detector
     from fer_core.serve.recognizer import EmotionRecognizer
-    return EmotionRecognizer.from_run(a.run or DEFAULT_RUN, make_detector(a.detector, a.min_face_size,
-                                                                          a.sensitivity))
+    return with_profile(EmotionRecognizer.from_run(a.run or DEFAULT_RUN, make_detector(
+        a.detector, a.min_face_size, a.sensitivity)), a)
 
 
 def _training_commands(sub) -> None:
@@ -112,6 +113,8 @@ def _inference_commands(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--csv", default=None, help="write one CSV row per face of every image to this file")
     p.add_argument("--no-detect", action="store_true", help="treat each image as one face crop")
+    from fer_core.profile_commands import add_profile_option
+    add_profile_option(p)
 
     p = sub.add_parser("video", help="faces and emotions through a video file: annotated copy and/or CSV")
     p.add_argument("input")
@@ -119,6 +122,9 @@ def _inference_commands(sub) -> None:
     p.add_argument("--out", default=None, help="annotated video to write (.mp4 = H.264, .webm = VP8)")
     p.add_argument("--csv", default=None, help="one row per frame and face: time, face id, box, probabilities")
     p.add_argument("--every", type=int, default=1, help="analyse every N-th frame (the others keep its boxes)")
+    add_profile_option(p)
+    from fer_core.profile_commands import add_profile_commands
+    add_profile_commands(sub)
 
 
 def _report_commands(sub) -> None:
@@ -316,7 +322,8 @@ def cmd_predict(a) -> int:
             elif not r["faces"]:
                 print(f"{r['image']}: no face found (try --no-detect for a face crop)")
             for i, f in enumerate(r["faces"], 1):
-                print(f"{r['image']}: face {i} at {tuple(f['box'])}: {f['emotion']} {f['confidence']:.0%}")
+                print(f"{r['image']}: face {i} at {tuple(f['box'])}: {f['emotion']} {f['confidence']:.0%}"
+                      + (f" (profile: {f['profile']})" if f.get("profile") else ""))
         if a.csv:
             print(f"{sum(len(r['faces']) for r in results)} faces of {len(results)} images written to {a.csv}")
     return 0 if results and all(r["error"] is None for r in results) else 1
@@ -390,6 +397,11 @@ def cmd_export(a) -> int:
     return 0
 
 
+def _cmd_profile(a) -> int:
+    from fer_core.profile_commands import cmd_profile
+    return cmd_profile(a)
+
+
 COMMANDS = {"dataset": cmd_dataset, "train": cmd_train, "resume": cmd_resume, "run": cmd_run, "video": cmd_video, "evaluate": cmd_evaluate,
-            "runs": cmd_runs, "predict": cmd_predict, "kfold": cmd_kfold, "results": cmd_results, "export": cmd_export,
+            "runs": cmd_runs, "predict": cmd_predict, "kfold": cmd_kfold, "results": cmd_results, "export": cmd_export, "profile": _cmd_profile,
             "calibrate": cmd_calibrate}

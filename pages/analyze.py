@@ -14,6 +14,7 @@ import streamlit as st
 from fer_core.runs import store as runstore
 from fer_core.serve import annotate
 from pages._common import detector_settings, ensure_app_navigation, literal, model_picker, recognizer_for
+from pages._profiles import make_profile_from_photos, manage_profiles, profile_label, profile_picker
 
 ensure_app_navigation()
 
@@ -80,7 +81,7 @@ def show_photo(result: annotate.PhotoResult, recognizer, run_path: Path, key: st
                            key=f"png_{key}", on_click="ignore")
     with right:
         what = "the whole photo" if result.whole_image else f"{len(result.faces)} face(s)"
-        st.markdown(f"**{what}:** " + ", ".join(f"{i}: {f.emotion} {f.confidence:.0%}"
+        st.markdown(f"**{what}:** " + ", ".join(f"{i}: {f.emotion} {f.confidence:.0%}{profile_label(f)}"
                                               for i, f in enumerate(result.faces, start=1)))
         show_probabilities(result, recognizer.class_names, key)
     if st.toggle("Why? Show where the model looked (Grad-CAM)", key=f"why_{key}"):
@@ -100,6 +101,12 @@ uploads = st.file_uploader("Photos", type=annotate.UPLOAD_TYPES, accept_multiple
 
 if run_path is None:
     st.stop()
+shots_recognizer = annotate.with_detector(recognizer_for(run_path), detector)
+with st.sidebar:
+    st.header("Calibration")
+    profiled, profile_name = profile_picker(shots_recognizer, "analyze")
+make_profile_from_photos(shots_recognizer, "analyze")
+manage_profiles("analyze")
 if not uploads:
     st.info("Choose one or more photos above to start.")
     st.stop()
@@ -107,7 +114,11 @@ if not uploads:
 base = recognizer_for(run_path)
 run_name, run_id = runstore.read_run(run_path)["name"], Path(run_path).name
 st.caption(f"Model: {literal(run_name)}{'' if run_name == run_id else f' ({run_id})'} · classes: {', '.join(base.class_names)}")
-recognizer = annotate.with_detector(base, detector)
+recognizer = profiled          # the detector settings, and the profile where one is picked
+if profile_name:
+    st.caption(f"Read with the calibration profile **{profile_name}** "
+               f"({'every face' if recognizer.profile_scope == 'all' else 'the largest face of each photo'}); "
+               "on the photos, a label ending in * is read with it.")
 
 results = []
 for i, up in enumerate(uploads):

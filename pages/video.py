@@ -19,6 +19,7 @@ from fer_core.serve import annotate
 from fer_core.serve import video_work
 from fer_core.serve.video_file import VIDEO_TYPES, analyze_video, probe
 from pages._common import detector_settings, ensure_app_navigation, model_picker, recognizer_for
+from pages._profiles import profile_picker
 
 ensure_app_navigation()
 
@@ -38,7 +39,7 @@ def progress_callback(bar, name: str):
     return update
 
 
-def analyse(data: bytes, name: str, run_path, detector, every: int) -> dict | None:
+def analyse(data: bytes, name: str, run_path, detector, every: int, profile=None) -> dict | None:
     """Writes the upload to a temporary file, analyses it with a progress bar; None (and a message) on failure."""
     folder = session_folders().new(hashlib.sha1(data).hexdigest()[:12])
     src = folder / f"input{Path(name).suffix.lower() or '.mp4'}"
@@ -51,6 +52,8 @@ def analyse(data: bytes, name: str, run_path, detector, every: int) -> dict | No
     bar = st.progress(0.0, text=f"Analysing {name}…")
     on_progress = progress_callback(bar, name)
     recognizer = annotate.with_detector(recognizer_for(run_path), detector)
+    if profile is not None:
+        recognizer = recognizer.with_profile(profile.profile, profile.profile_scope)
     out, csv_path = folder / "annotated.mp4", folder / "faces.csv"
     try:
         summary = analyze_video(src, recognizer, out, csv_path, every, progress_cb=on_progress)
@@ -112,6 +115,9 @@ with st.sidebar:
     detector, detector_config = detector_settings("video")
     every = st.number_input("Analyse every N-th frame", 1, 30, 1, key="video_every",
                             help="Higher is faster on long videos; the frames between keep the last boxes.")
+    if run_path is not None:
+        st.header("Calibration")
+        profiled, profile_name = profile_picker(recognizer_for(run_path), "video")
 upload = st.file_uploader("Video", type=VIDEO_TYPES, key="video_file",
                           help="mp4, webm, mov, avi, mkv or m4v; up to 50 MB and 30 minutes.")
 st.caption(f"Your video, its annotated copy and the per-frame CSV are kept on the server only while you look at "
@@ -124,9 +130,15 @@ if upload is None:
     st.info("Choose a video above to start.")
     st.stop()
 data = upload.getvalue()
-key = (hashlib.sha1(data).hexdigest(), str(run_path), int(every), detector_config)
+key = (hashlib.sha1(data).hexdigest(), str(run_path), int(every), detector_config, profile_name,
+       profiled.profile_scope if profile_name else None)
+if profile_name:
+    st.caption(f"Read with the calibration profile **{profile_name}** "
+               f"({'every face' if profiled.profile_scope == 'all' else 'the largest face of each frame'}); "
+               "in the video, a label ending in * is read with it.")
 if st.session_state.get("video_result_key") != key:
-    st.session_state["video_result"] = analyse(data, upload.name, run_path, detector, int(every))
+    st.session_state["video_result"] = analyse(data, upload.name, run_path, detector, int(every),
+                                               profiled if profile_name else None)
     st.session_state["video_result_key"] = key
 if st.session_state.get("video_result"):
     show(st.session_state["video_result"])

@@ -31,14 +31,18 @@ class Face:
     probabilities: dict[str, float] = field(default_factory=dict)
     angle: float = 0.0                      # degrees the face was turned to level its eyes (0 = not aligned)
     framed: bool = False                    # cropped with the training faces' framing (align.py), not the box
+    profile: str = ""                       # name of the calibration profile that read this face ("" = none)
 
     @property
     def confidence(self) -> float:
         return self.probabilities.get(self.emotion, 0.0)
 
     def to_dict(self) -> dict:
-        return {"box": list(self.box), "emotion": self.emotion, "confidence": round(self.confidence, 4),
-                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+        d = {"box": list(self.box), "emotion": self.emotion, "confidence": round(self.confidence, 4),
+             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+        if self.profile:
+            d["profile"] = self.profile
+        return d
 
 
 class EmotionRecognizer:
@@ -53,6 +57,8 @@ class EmotionRecognizer:
         self.run_dir = run_dir
         self.engine = engine
         self.temperature: float | None = None   # from the run's calibration.json; None: the model's own
+        self.profile = None                 # a calibration profile (fer_core.profiles), set by with_profile
+        self.profile_scope = "largest"      # "largest": the profile reads the largest face; "all": every face
         # trace once now, so the first real frame does not pay for it
         self.predict_fn(np.zeros((1, self.input_size, self.input_size, 1), np.float32))
 
@@ -144,10 +150,42 @@ class EmotionRecognizer:
         crops = [face_input(gray, f.box, s, f.angle) if f.framed else self.crop(gray, f.box) for f in faces]
         return self.preprocess_faces(crops)
 
+    # -- calibration profiles
+    def embed(self, x: np.ndarray):
+        """(embeddings, probabilities) of model inputs, from the Keras model (the layer before its classifier)."""
+        from fer_core.profiles.embed import embed_fn_for
+        return embed_fn_for(self.model)(x)
+
+    def with_profile(self, profile, scope: str = "largest") -> "EmotionRecognizer":
+        """A recognizer that reads with a profile; this one (often shared by sessions) stays as it is."""
+        import copy
+        if profile is None:
+            return self
+        from fer_core.profiles.profile import check_model
+        check_model(profile, self.run_dir)
+        if scope not in ("largest", "all"):
+            raise ValueError(f"profile scope must be 'largest' or 'all', not {scope!r}")
+        self.embed(np.zeros((1, self.input_size, self.input_size, 1), np.float32))   # traced once per model
+        other = copy.copy(self)
+        other.profile, other.profile_scope = profile, scope
+        return other
+
+    def _profiled_probs(self, x: np.ndarray, faces: list[Face]) -> np.ndarray:
+        from fer_core.profiles.profile import apply_profile
+        emb, raw = self.embed(x)
+        probs = apply_temperature(raw, self.temperature)      # the faces the profile does not read
+        chosen = (list(range(len(faces))) if self.profile_scope == "all"
+                  else [max(range(len(faces)), key=lambda i: faces[i].box[2] * faces[i].box[3])])
+        probs[chosen] = apply_profile(self.profile, emb[chosen], raw[chosen])   # its rule was chosen on raw
+        for i in chosen:
+            faces[i].profile = self.profile.name
+        return probs
+
     def classify_found(self, gray: np.ndarray, faces: list[Face]) -> list[Face]:
         if not faces:
             return []
-        probs = self.classify(self.model_inputs(gray, faces))
+        x = self.model_inputs(gray, faces)
+        probs = self._profiled_probs(x, faces) if self.profile is not None else self.classify(x)
         for f, p in zip(faces, probs):
             f.emotion = self.class_names[int(p.argmax())]
             f.probabilities = {c: float(v) for c, v in zip(self.class_names, p)}
@@ -176,7 +214,8 @@ def draw_faces(image_bgr: np.ndarray, faces: list[Face], copy: bool = True, numb
         x, y, w, h = f.box
         color = color_bgr(f.emotion)
         cv2.rectangle(img, (x, y), (x + w, y + h), color, thick)
-        _label(img, f"{n}: {f.emotion} {f.confidence:.0%}", (x, y, w, h), color, scale, thick)
+        mark = " *" if f.profile else ""            # read with a calibration profile (the pages say which)
+        _label(img, f"{n}: {f.emotion} {f.confidence:.0%}{mark}", (x, y, w, h), color, scale, thick)
     return img
 
 
