@@ -90,8 +90,10 @@ class TrainConfig:
                                     "labels)", metavar="FERPLUS_DIR", label="FER+ votes blended in")
     mixup: float = option(0.0, "blend pairs of faces and labels, weight ~ Beta(ALPHA, ALPHA); 0 = off",
                           low=0.0, high=4.0, metavar="ALPHA", label="Mixup (alpha)")
-    precision: str = option("float32", "mixed_bfloat16 is faster on CPUs with AVX512-BF16 or AMX",
-                            choices=("float32", "mixed_bfloat16"))
+    precision: str = option("auto", "auto: mixed_bfloat16 where the hardware computes bfloat16 natively (CPU "
+                                    "flags avx512_bf16 or amx_bf16, a TPU, an Ampere or later GPU), else "
+                                    "float32 (bfloat16 emulated is many times slower)",
+                            choices=("auto", "float32", "mixed_bfloat16"))
     max_train_seconds: float = option(0.0, "wall-clock training budget in seconds (0 = none); the cosine "
                                            "schedule anneals over it", low=0.0,
                                      label="Training budget (s)")

@@ -96,7 +96,7 @@ def model_picker(key: str = "model") -> Path | None:
 
 
 def data_roots_secret():
-    """The app's `data_roots` secret, when .streamlit/secrets.toml sets one (fer_core.data.roots owns the rule)."""
+    """The app's `data_roots` secret, when .streamlit/secrets.toml sets one (fer_core.data_roots owns the rule)."""
     try:
         return st.secrets.get("data_roots")
     except Exception:   # no secrets.toml at all: that is the normal local case
@@ -105,7 +105,7 @@ def data_roots_secret():
 
 def readable_path(path: str) -> Path | None:
     """The typed path when the app may read it; else None, with the reason and what to do shown."""
-    from fer_core.data.roots import OutsideDataRoots, check_allowed
+    from fer_core.data_roots import OutsideDataRoots, check_allowed
     try:
         return check_allowed(path, data_roots_secret())
     except OutsideDataRoots as e:

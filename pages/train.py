@@ -107,15 +107,18 @@ def apply_preset(preset) -> None:
 def preset_panel(num_train: int) -> None:
     """Presets for this dataset's size, each with what it took and reached here (from the run store)."""
     from fer_core.train import presets
+    from fer_core.train.precision import choose
     choices_here = presets.PRESETS[presets.kind_of(num_train)]
     st.markdown("**Presets** (fill the form below; every field stays editable)")
     for col, preset in zip(st.columns(len(choices_here)), choices_here):
         f = presets.figures(preset, runs_dir())
-        took = f"~{f['minutes']:.0f} min here" if f.get("minutes") else "time not measured here"
+        used = choose(preset.options.get("precision", "auto")).used
+        took = f"~{f['minutes']:.0f} min" if f.get("minutes") else "time not measured"
         got = f"{f['accuracy']:.1%} {f['measure']}" if f.get("accuracy") is not None else "accuracy not measured here"
         col.button(preset.name, key=f"preset_{preset.name}", on_click=apply_preset, args=(preset,),
                    help=f"{preset.what}; from {f['source']}", use_container_width=True)
-        col.caption(f"{preset.what}: {took}, {got}")
+        col.caption(f"{preset.what}: {took}, {got}; "
+                    + presets.timing_note(f, used, bool(preset.options.get("max_train_seconds"))))
 
 
 def weights_choice(backbone: str) -> str | None:
@@ -180,6 +183,8 @@ def more_options() -> None:
                      format_func={"best": "best validation epoch", "last": "last epoch"}.get)
         a2.selectbox("Test-time augmentation", choices("test_tta"), key=k("test_tta"), help=help_text("test_tta"))
         a3.selectbox("Precision", choices("precision"), key=k("precision"), help=help_text("precision"))
+        from fer_core.train.precision import choose
+        a3.caption(f"{choose(st.session_state[k('precision')]).reason}.")
         a1.selectbox("FER+ labels", choices("label_mode"), key=k("label_mode"), help=help_text("label_mode"))
 
 

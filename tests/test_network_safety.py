@@ -19,7 +19,7 @@ from conftest import REPO
 from e2e_helpers import free_port
 from PIL import Image
 
-from fer_core.data import roots
+from fer_core import data_roots as roots
 from fer_core.runs import defaults
 
 

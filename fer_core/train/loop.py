@@ -31,6 +31,7 @@ from fer_core.train.data import TrainData, prepare_data
 from fer_core.train.frozen import compute_features, fit_head_on_features, head_phase_model
 from fer_core.train.lifecycle import RunLifecycle
 from fer_core.train.mixup import fit_inputs
+from fer_core.train.precision import for_run as choose_precision
 from fer_core.train.schedule import compile_model, schedule_callbacks
 
 
@@ -57,7 +58,10 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
 def run_recipe(cfg: TrainConfig, run_dir: Path, resume: bool, dataset, life: RunLifecycle) -> None:
     keras.utils.set_random_seed(cfg.seed)
-    keras.mixed_precision.set_global_policy(cfg.precision)
+    precision = choose_precision(cfg.precision, run_dir, resume)
+    keras.mixed_precision.set_global_policy(precision.used)
+    store.update_run(run_dir, precision=precision.to_dict())
+    life.log(f"precision: {precision.reason} ({precision.device})")
     data = prepare_data(cfg, run_dir, dataset, life.log)
     cfg = spread_over_replicas(cfg, data, life.log)
     state = RunState.load(run_dir) if resume else RunState()

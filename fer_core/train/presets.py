@@ -14,9 +14,14 @@ from fer_core.runs import store
 from fer_core.runs.defaults import FER2013_SCRATCH_RUN_ID, FERPLUS_RUN_ID
 
 LARGE = dict(backbone="fer_vgg", input_size=48, batch_size=64, optimizer="adam", learning_rate=1e-3,
-             schedule="cosine", early_stopping=0, dropout=0.4, precision="mixed_bfloat16", epochs=100)
+             schedule="cosine", early_stopping=0, dropout=0.4, precision="auto", epochs=100)
 SMALL = dict(backbone="fer_vgg", input_size=48, batch_size=32, schedule="cosine", early_stopping=0, epochs=40,
-             precision="mixed_bfloat16", keep="last", test_tta="flip")
+             precision="auto", keep="last", test_tta="flip")
+
+
+# Where the committed runs the presets quote were trained (README, Results), for runs that predate run.json's
+# own "precision" record: one core each of the development machine's CPU.
+REFERENCE_DEVICE = "AMD EPYC Zen 5 (AVX512-BF16), one core"
 
 
 @dataclass(frozen=True)
@@ -62,17 +67,41 @@ def _minutes_figure(runs_dir: Path, run_id: str, minutes: float) -> dict:
 
 
 def figures(preset: Preset, runs_dir) -> dict:
-    """{"minutes", "accuracy", "measure", "source"} from the run store; accuracy None where not measured here."""
+    """{"minutes", "accuracy", "measure", "source", "precision", "device"} from the run store; accuracy None
+    where not measured here; precision and device: what the quoted time was measured with, and on what."""
     runs_dir = Path(runs_dir)
     if preset.reference.startswith("minutes:"):
         _, run_id, minutes = preset.reference.split(":")
-        return _minutes_figure(runs_dir, run_id, float(minutes))
+        return {**_minutes_figure(runs_dir, run_id, float(minutes)), **measured_with(runs_dir / run_id)}
     if preset.reference.startswith("kfold:"):
         s = store.read_json(runs_dir / f"kfold-{preset.reference[6:]}.json", None) or {}
         folds = s.get("folds") or 1
+        first = next((f.get("run") for f in s.get("per_fold") or [] if isinstance(f, dict) and f.get("run")), None)
         return {"minutes": (s.get("train_seconds_all_runs") or 0) / 60 / folds or None,
-                "accuracy": s.get("mean_accuracy"), "measure": "test accuracy, mean of 10 folds",
-                "source": preset.reference[6:]}
+                "accuracy": s.get("mean_accuracy"), "measure": f"test accuracy, mean of {folds} folds",
+                "source": preset.reference[6:],
+                **measured_with(runs_dir / Path(first).name if first else None,
+                                (s.get("config") or {}).get("precision"))}
     run = store.read_run(runs_dir / preset.reference)
     return {"minutes": (run.get("train_seconds") or 0) / 60 or None, "accuracy": run.get("test_accuracy"),
-            "measure": "test accuracy", "source": preset.reference}
+            "measure": "test accuracy", "source": preset.reference, **measured_with(runs_dir / preset.reference)}
+
+
+def measured_with(run_dir: Path | None, precision: str | None = None) -> dict:
+    """The precision and device a run trained with: its own record where it has one (runs since `auto`), else
+    its config's precision on the committed runs' machine."""
+    info = (store.read_json(store.run_json_path(run_dir), {}) or {}) if run_dir else {}
+    record = info.get("precision") if isinstance(info.get("precision"), dict) else {}
+    precision = record.get("used") or (info.get("config") or {}).get("precision") or precision
+    return {"precision": precision, "device": record.get("device") or REFERENCE_DEVICE}
+
+
+def timing_note(figure: dict, used_here: str, time_budget: bool) -> str:
+    """What the quoted time was measured with, and what differs on this machine when its precision does."""
+    measured = f"measured in {figure.get('precision') or 'an unrecorded precision'} on {figure['device']}"
+    if not figure.get("precision") or figure["precision"] == used_here:
+        return f"{measured}; trains in {used_here} on this machine too"
+    if time_budget:
+        return (f"{measured}; this machine trains in {used_here}, slower per epoch, so the same minutes get "
+                "through fewer epochs and likely reach a lower accuracy")
+    return f"{measured}; this machine trains in {used_here}, so expect it to take longer"

@@ -1,0 +1,130 @@
+"""`auto` precision: bfloat16 only where the hardware computes it natively, float32 otherwise; the choice and
+its reason are recorded in the run and shown on the Train form. The CPU's flags are injected to test both
+branches on any machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_core.config import TrainConfig
+from fer_core.train import precision
+from fer_core.train.precision import choose
+
+ZEN3 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13 64-Core Processor\n"
+        "flags\t\t: fpu sse2 avx avx2 fma bmi2 sha_ni\n")
+ZEN5 = ("processor\t: 0\nmodel name\t: AMD EPYC 9B45\n"
+        "flags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16 avx512_fp16\n")
+SAPPHIRE = "model name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: avx2 avx512f amx_tile amx_bf16 amx_int8\n"
+
+
+def test_cpu_flags_and_name_are_read_from_cpuinfo():
+    assert "avx2" in precision.cpu_flags(ZEN3) and "avx512_bf16" not in precision.cpu_flags(ZEN3)
+    assert "avx512_bf16" in precision.cpu_flags(ZEN5)
+    assert precision.cpu_name(ZEN3) == "AMD EPYC 7B13 64-Core Processor"
+    assert precision.cpu_flags("") == set()
+
+
+@pytest.mark.parametrize("cpuinfo, used", [(ZEN3, "float32"), (ZEN5, "mixed_bfloat16"),
+                                           (SAPPHIRE, "mixed_bfloat16")])
+def test_auto_uses_bfloat16_only_with_bf16_instructions(cpuinfo, used):
+    c = choose("auto", flags=precision.cpu_flags(cpuinfo), device=None, cpu=precision.cpu_name(cpuinfo))
+    assert c.used == used and c.requested == "auto"
+    assert c.device == precision.cpu_name(cpuinfo)
+    if used == "float32":
+        assert "no bf16 instructions" in c.reason
+    else:
+        assert any(f in c.reason for f in precision.BF16_CPU_FLAGS)
+
+
+def test_an_explicit_precision_is_kept_whatever_the_cpu():
+    assert choose("mixed_bfloat16", flags={"avx2"}, device=None).used == "mixed_bfloat16"
+    assert choose("float32", flags={"avx512_bf16"}, device=None).used == "float32"
+
+
+def test_accelerators_decide_by_their_own_support():
+    assert choose("auto", flags={"avx2"}, device=("TPU v4", True)).used == "mixed_bfloat16"
+    assert choose("auto", flags={"avx512_bf16"}, device=("GPU Tesla T4", False)).used == "float32"
+
+
+def test_auto_is_the_default_everywhere():
+    from fer_core.train.presets import PRESETS
+    assert TrainConfig().precision == "auto"
+    assert all(p.options.get("precision", "auto") == "auto" for group in PRESETS.values() for p in group)
+
+
+def test_preset_note_names_the_measured_precision_and_what_differs():
+    from fer_core.train.presets import timing_note
+    fig = {"precision": "mixed_bfloat16", "device": "AMD EPYC Zen 5 (AVX512-BF16), one core"}
+    assert "on this machine too" in timing_note(fig, "mixed_bfloat16", False)
+    assert "take longer" in timing_note(fig, "float32", False)
+    assert "fewer epochs" in timing_note(fig, "float32", True)
+
+
+def _tiny_folder(root: Path, n=12) -> Path:
+    import cv2
+    rng = np.random.default_rng(1)
+    for c in ("happy", "sad"):
+        (root / c).mkdir(parents=True)
+        for j in range(n):
+            cv2.imwrite(str(root / c / f"{j}.png"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    return root
+
+
+def all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
+
+
+@pytest.mark.parametrize("cpuinfo, used", [(ZEN3, "float32"), (ZEN5, "mixed_bfloat16")])
+def test_a_run_trains_in_the_chosen_precision_and_records_why(tmp_path, monkeypatch, cpuinfo, used):
+    from fer_core.model.kerasenv import keras
+    from fer_core.model.saving import load_model_safe
+    from fer_core.train.loop import train
+    flags = precision.cpu_flags(cpuinfo)
+    monkeypatch.setattr(precision, "cpu_flags", lambda text=None: flags)       # this CPU, as far as training knows
+    monkeypatch.setattr(precision, "accelerator", lambda: None)
+    cfg = TrainConfig(data=str(_tiny_folder(tmp_path / "data")), backbone="custom_cnn", input_size=32, epochs=1,
+                      batch_size=8, runs_dir=str(tmp_path / "runs"), name="precision", split="random:0.25")
+    try:
+        run_dir = train(cfg)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "completed", info.get("error")
+    assert info["config"]["precision"] == "auto"
+    assert info["precision"]["used"] == used and info["precision"]["reason"].startswith(f"auto: {used}")
+    model = load_model_safe(run_dir / "model.keras")
+    compute = {layer.dtype_policy.compute_dtype for layer in all_layers(model) if layer.weights}
+    assert ("bfloat16" in compute) == (used == "mixed_bfloat16"), compute
+    assert f"precision: auto: {used}" in (run_dir / "train.log").read_text()
+
+
+@pytest.mark.parametrize("cpuinfo, used", [(ZEN3, "float32"), (ZEN5, "mixed_bfloat16")])
+def test_train_form_shows_the_choice_and_the_presets_say_what_they_were_measured_with(monkeypatch, ckplus,
+                                                                                      cpuinfo, used):
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.runs import defaults
+    flags = precision.cpu_flags(cpuinfo)
+    monkeypatch.setattr(precision, "cpu_flags", lambda text=None: flags)
+    monkeypatch.setattr(precision, "accelerator", lambda: None)
+    monkeypatch.setenv("FER_RUNS_DIR", str(defaults.RUNS_DIR))     # the committed runs the presets quote (read only)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=240)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    at.text_input(key="data").set_value(str(ckplus)).run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith(f"auto: {used}") for c in captions), captions
+    notes = [c for c in captions if "measured in" in c]
+    assert notes, captions                                           # one per preset
+    for note in notes:
+        assert "measured in mixed_bfloat16 on AMD EPYC" in note
+        assert ("this machine trains in float32" in note) == (used == "float32"), note
