@@ -14,7 +14,7 @@ from fer_core.report.calibration import ece_from_bins
 
 def _panel_title(name: str, bins: list[dict]) -> str:
     ece = ece_from_bins(bins)
-    return f"{name}: ECE {ece:.1%}" if ece is not None else f"{name}: no answers"
+    return f"{name}: ECE {ece:.2%}" if ece is not None else f"{name}: no answers"
 
 
 def reliability_figure(bins_before: list[dict], bins_after: list[dict] | None = None, title: str = "") -> go.Figure:
@@ -44,6 +44,6 @@ def reliability_figure(bins_before: list[dict], bins_after: list[dict] | None = 
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="confidence (top probability)")
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(title_text="answers that were right", row=1, col=1)
-    fig.update_layout(height=380, margin={"t": 60 if title else 40, "b": 40, "l": 50, "r": 10},
+    fig.update_layout(height=380, margin={"t": 90 if title else 40, "b": 40, "l": 50, "r": 10},
                       title=title or None, legend={"orientation": "h", "y": -0.25}, bargap=0, barmode="overlay")
     return fig
