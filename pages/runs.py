@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.errors import UserError
-from fer_core.report import browse, compare, display
+from fer_core.report import browse, compare, display, run_notes
 from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
 from pages._calibration import calibration_section
@@ -107,7 +107,7 @@ def overview(run: dict) -> None:
     if status in ("failed", "damaged"):
         st.error(f"{msg} — {run['error'] or 'no error message recorded'}")
     elif status == "cancelled":
-        st.warning(f"{msg} — stopped on request; the best checkpoint so far is kept.")
+        st.warning(f"{msg} — {run_notes.cancelled_note(run)}.")
     else:
         st.markdown(msg)
     for problem in run["problems"]:
@@ -215,7 +215,7 @@ def download_action(run: dict) -> Path:
         st.download_button("Download model.keras", data=lambda: model.read_bytes(), file_name=f"{run['id']}.keras",
                            mime="application/octet-stream", key="download_model")
     else:
-        st.caption("No model file in this run (reference runs are committed without it, failed runs may lack one).")
+        st.caption(run_notes.missing_model_note(run))
     return model
 
 

@@ -244,8 +244,10 @@ def job_card(run_dir: Path) -> None:
             return
         total = max(int(p["epochs"] or 1), 1)
         batch = f", batch {p['batch']}/{p['batches']}" if p.get("batches") else ""
-        eta = f" · ETA {format_seconds(p['eta_seconds'])}" if p.get("eta_seconds") else ""
-        st.progress(min(p["epochs_done"] / total, 1.0),
+        eta = f" · ETA {format_seconds(p['eta_seconds'])}" if p.get("eta_seconds") else (
+            " · ETA estimating…" if p.get("batches") else "")
+        within = p["batch"] / p["batches"] if p.get("batches") and p.get("batch") else 0.0    # inside the epoch
+        st.progress(min((p["epochs_done"] + within) / total, 1.0),
                     text=f"epoch {min(p['epoch'], total)}/{total}{batch}{eta}")
         last = p["latest"]
         if last:

@@ -7,6 +7,7 @@ and saves, then `HistoryRecorder` writes the row, the log line and the progress 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import numpy as np
 
 from fer_core.model.kerasenv import keras
 from fer_core.model.saving import save_model_atomic
-from fer_core.progress import format_seconds
+from fer_core.progress import format_seconds, remaining_seconds
 from fer_core.runs import store
 
 HISTORY_HEADER = ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
@@ -144,19 +145,36 @@ class HistoryRecorder(keras.callbacks.Callback):
         super().__init__()
         self.run_dir, self.phase, self.state, self.clock, self.log = run_dir, phase, state, clock, log
         self._epoch_start = 0.0
+        self._pace_from = None
         self._last_progress = 0.0
 
-    def eta_seconds(self) -> float | None:
-        """By the recent epochs' pace, capped by what is left of the time budget."""
-        times = self.state.epoch_seconds
-        by_epochs = float(np.mean(times[-5:])) * (self.state.total_epochs - self.state.epochs_done) if times else None
+    def eta_seconds(self, batch: int = 0, steps: int = 0) -> float | None:
+        """Inside an epoch: the rest of it at its own batches' pace, plus the epochs after it at the recent
+        epochs' pace (in epoch 1, at this epoch's projected length). Capped by what is left of the time budget.
+        The pace starts after the epoch's first batch, which carries the model's tracing."""
+        st, now = self.state, time.time()
+        in_epoch = remaining_seconds(batch, steps, *self._pace_from) if steps and self._pace_from else math.nan
+        times = st.epoch_seconds
+        if times:
+            epoch_len = float(np.mean(times[-5:]))
+        else:       # epoch 1: its length as projected from its own pace
+            epoch_len = now - self._epoch_start + in_epoch if in_epoch == in_epoch else None
+        by_epochs = None
+        if epoch_len is not None:
+            if steps and in_epoch != in_epoch:
+                in_epoch = max(0.0, epoch_len - (now - self._epoch_start))
+            rest = in_epoch if steps else 0.0
+            by_epochs = rest + epoch_len * max(0, st.total_epochs - st.epochs_done - (1 if steps else 0))
         left = self.clock.remaining()
         return min(v for v in (by_epochs, left) if v is not None) if (by_epochs, left) != (None, None) else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.time()
+        self._pace_from = None               # (time, batches done) once the epoch's first batch has ended
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._pace_from is None:
+            self._pace_from = (time.time(), batch + 1)
         if time.time() - self._last_progress > 2.0:
             self._last_progress = time.time()
             self.write_progress(batch + 1, self.params.get("steps") or 0)
@@ -165,7 +183,7 @@ class HistoryRecorder(keras.callbacks.Callback):
         st = self.state
         store.write_json_atomic(store.progress_path(self.run_dir), {
             "phase": self.phase, "epoch": st.epochs_done + 1, "epochs": st.total_epochs,
-            "batch": batch, "batches": steps, "eta_seconds": self.eta_seconds(), "updated": time.time()})
+            "batch": batch, "batches": steps, "eta_seconds": self.eta_seconds(batch, steps), "updated": time.time()})
 
     def on_epoch_end(self, epoch, logs=None):
         if len(self.state.history) >= self.state.epochs_done:
