@@ -3,6 +3,9 @@ page shows: the reliability of the run's test answers before and after that temp
 
 Only the validation part is used for fitting: the test part stays an honest check of the fitted T, and the
 run's predictions.csv (its test part, written by training) lets the page draw that check with no model call.
+T is fitted on the Keras model's float probabilities, never on an int8 LiteRT export's: those are rounded to
+steps of 1/256, so a true class often gets exactly 0 and NLL, dominated by those zeros, would ask for a far too
+high temperature. The same T is then applied to either engine's output.
 """
 
 from __future__ import annotations

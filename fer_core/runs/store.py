@@ -9,6 +9,7 @@ Format (documented in the README, readable without this package):
   model.keras       best checkpoint (by validation accuracy)
   last.keras        latest checkpoint, for resume
   train.log         the training process's output
+  calibration.json  the temperature fitted on the validation part (`calibrate`), with NLL/ECE before and after
 Every file is written atomically (temp file + rename) so a crash never leaves half a file.
 """
 
