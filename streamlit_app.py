@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+from fer_core.runs.quiet import quiet_startup
 from pages._common import runs_dir  # noqa: E402
+
+quiet_startup()          # once per server process, before a page imports TensorFlow
 
 st.set_page_config(page_title="Emotion Studio", page_icon=":material/mood:", layout="wide")
 

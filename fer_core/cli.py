@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from fer_core.runs.quiet import quiet_startup
+    quiet_startup()          # before any command imports TensorFlow
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

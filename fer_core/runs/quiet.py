@@ -16,15 +16,31 @@ import threading
 NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|[IWE]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+\.(cc|h):\d+\]"          # absl's C++ log line prefix
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
     r"|.*(cuInit|CUDA error|cuda drivers|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS))")
+_FILTERING = False
 
 
 def is_noise(line: str) -> bool:
     return bool(NOISE.match(line))
 
 
+def quiet_startup() -> None:
+    """The one place the CLI and the app quiet TensorFlow's start-up, before TensorFlow loads: its own log
+    level for what it honours, and the filter for what absl prints before it reads that level. Under pytest
+    the filter is left off (pytest captures fd 2 per test, and a pipe made in one test would outlive it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "PYTEST_CURRENT_TEST" not in os.environ:
+        filter_stderr()
+
+
 def filter_stderr() -> None:
-    """From now on, this process's stderr (fd 2, C++ included) loses the noise lines and keeps the rest."""
+    """From now on, this process's stderr (fd 2, C++ included) loses the noise lines and keeps the rest.
+    Once per process: a second call would stack a second pipe for nothing."""
+    global _FILTERING
+    if _FILTERING:
+        return
+    _FILTERING = True
     read_end, write_end = os.pipe()
     real = os.dup(2)
     os.dup2(write_end, 2)
