@@ -61,8 +61,10 @@ def default_run_path() -> Path | None:
 
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
-def get_recognizer(run_path: str, _mtime: float = 0.0):
-    """One loaded model per run per server (not per page or session). _mtime busts the cache on re-train."""
+def get_recognizer(run_path: str, stamp: tuple = ()):
+    """One loaded model per run per server (not per page or session). `stamp` (runstore.model_stamp: the model
+    files' times and sizes) is part of the cache key, so a model replaced in place is loaded again; an argument
+    named with a leading underscore would be left out of the key."""
     from fer_core.serve.recognizer import EmotionRecognizer
     return EmotionRecognizer.from_run(run_path)
 
@@ -70,9 +72,8 @@ def get_recognizer(run_path: str, _mtime: float = 0.0):
 def recognizer_for(run_path: str | Path):
     """The run's recognizer; a model this version cannot load stops the page with the reason, not a traceback."""
     from fer_core.errors import UserError
-    p = runstore.model_path(run_path)
     try:
-        return get_recognizer(str(run_path), p.stat().st_mtime if p.exists() else 0.0)
+        return get_recognizer(str(run_path), runstore.model_stamp(run_path))
     except UserError as e:
         st.error(f"{e} Pick another model in the sidebar.")
         st.stop()

@@ -22,15 +22,10 @@ DISPLAY_SIDE = 1400     # longest side sent to the browser; downloads keep full 
 
 
 @st.cache_resource(show_spinner="Preparing Grad-CAM…", max_entries=4)
-def get_gradcam(run_path: str, _mtime: float = 0.0):
-    """One Grad-CAM model per run per server, like the recognizer."""
+def get_gradcam(run_path: str, stamp: tuple = ()):
+    """One Grad-CAM model per run per server, like the recognizer, keyed on the model files' stamp too."""
     from fer_core.serve.gradcam import GradCam
     return GradCam(recognizer_for(run_path).model)
-
-
-def model_mtime(run_path: Path) -> float:
-    p = runstore.model_path(run_path)
-    return p.stat().st_mtime if p.exists() else 0.0
 
 
 def show_probabilities(result: annotate.PhotoResult, class_names: list[str], key: str) -> None:
@@ -52,7 +47,7 @@ def show_why(result: annotate.PhotoResult, recognizer, run_path: Path) -> None:
     """Grad-CAM over each face, for the class the model predicted."""
     from fer_core.serve.gradcam import GradCamError, overlay
     try:
-        cam = get_gradcam(str(run_path), model_mtime(run_path))
+        cam = get_gradcam(str(run_path), runstore.model_stamp(run_path))
     except GradCamError as e:
         st.info(f"Grad-CAM is not available for this model: {e}")
         return

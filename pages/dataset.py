@@ -12,6 +12,7 @@ import streamlit as st
 
 from fer_core.errors import UserError
 from fer_core.runs import defaults
+from fer_core.data.stamp import dataset_stamp
 from pages._common import ensure_app_navigation, readable_path
 
 ensure_app_navigation()
@@ -20,10 +21,11 @@ SAMPLES_PER_CLASS = 8
 
 
 @st.cache_data(show_spinner="Reading the dataset…", max_entries=8)
-def dataset_overview(path: str, _stamp: float = 0.0) -> tuple[dict, dict[str, list[np.ndarray]]]:
+def dataset_overview(path: str, stamp: tuple = ()) -> tuple[dict, dict[str, list[np.ndarray]]]:
     """(summary, a few sample faces per class), cached per path so switching pages is instant.
 
-    _stamp (the folder's modification time) is part of the key, so a changed dataset is re-read.
+    `stamp` (fer_core.data.stamp: the times of the dataset's folders) is part of the key, so a changed
+    dataset is re-read.
     Only the summary and 8 faces per class are kept, not the whole dataset.
     """
     from fer_core.data.datasets import load_dataset
@@ -62,7 +64,7 @@ if not Path(path).exists():
     st.stop()
 
 try:
-    summary, samples = dataset_overview(path, Path(path).stat().st_mtime)
+    summary, samples = dataset_overview(path, dataset_stamp(path))
 except UserError as e:
     st.error(str(e))
     st.stop()

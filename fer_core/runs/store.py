@@ -175,6 +175,19 @@ def calibration_path(run_dir) -> Path:
     return Path(run_dir) / CALIBRATION
 
 
+def model_stamp(run_dir) -> tuple:
+    """(file, modification time in ns, size) of each file a loaded model is made from: the key of a cache of
+    loaded models, so a model re-trained, re-exported or re-calibrated in place is loaded again."""
+    out = []
+    for path in (model_path(run_dir), tflite_path(run_dir), export_json_path(run_dir), calibration_path(run_dir)):
+        try:
+            s = path.stat()
+            out.append((path.name, s.st_mtime_ns, s.st_size))
+        except OSError:
+            out.append((path.name, 0, 0))
+    return tuple(out)
+
+
 def read_temperature(run_dir) -> float | None:
     """The run's fitted temperature, or None (no calibration.json, or a damaged one: then the model's own
     probabilities are shown, as before calibration existed)."""
