@@ -74,3 +74,21 @@ def test_vs_fer(tiny_run, photos):
         assert "pip install --no-deps fer tqdm requests pillow" in out, out
     else:
         assert re.search(rf"ratio ours/fer: {NUM}x", out), out
+
+
+def test_detection(photos, fer2013):
+    out = run_bench("detection")
+    for name in ("FER2013 PrivateTest x256", "FER+ test x256", "twface 256x256"):
+        assert re.search(rf"^  {re.escape(name)} \(\d+ pictures\)\n    ours, photo path +found +{NUM}% \(\d+/\d+\) +"
+                         rf"precision {NUM} \(\d+/\d+\) +{NUM} ms/picture", out, re.M), out
+    assert re.search(rf"small faces: 1 canvases 3000x2000, \d+ faces", out), out
+    assert re.search(rf"^  ours, photo path +recall {NUM} \(\d+/\d+\) \[.*40-80 {NUM} \(\d+/\d+\).*\] +precision {NUM}",
+                     out, re.M), out
+    assert re.search(rf"^  ours, photo path +recall {NUM} \(\d+/43\) .*precision {NUM}", out, re.M), out
+    assert re.search(r"faces reported on dogs.jpg .*: ours, photo path 0, ours, webcam path 0", out), out
+    try:
+        import fer  # noqa: F401
+    except ImportError:
+        assert "pip install --no-deps fer tqdm requests pillow" in out, out
+    else:
+        assert re.search(rf"fer FER\(\)\.find_faces +found +{NUM}%", out), out
