@@ -48,8 +48,9 @@ def number_input(at: AppTest, label: str):
 
 
 def texts(at: AppTest) -> str:
+    """The page's text as shown: without the backslashes that keep a run's name from being read as Markdown."""
     return "\n".join(str(e.value) for kind in ("markdown", "success", "error", "warning", "info", "caption")
-                     for e in at.get(kind))
+                     for e in at.get(kind)).replace("\\", "")
 
 
 # ---------------------------------------------------------------- Train
