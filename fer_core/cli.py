@@ -100,6 +100,8 @@ def _training_commands(sub) -> None:
     p.add_argument("--save", action="store_true", help="store the result in the run as evaluations/*.json")
     p.add_argument("--classes", default=None, help="score only these emotions (comma-separated names), e.g. to "
                                                     "compare models with different class sets on the same faces")
+    p.add_argument("--engine", default="keras", choices=["keras", "litert"],
+                   help="litert: score the run's model.tflite (what the app runs where the export is marked for it)")
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
@@ -266,7 +268,8 @@ def _train_from_folder(run_dir: str, resume: bool) -> int:
 def cmd_evaluate(a) -> int:
     from fer_core.report.evaluate import evaluate_run
     classes = [c.strip() for c in a.classes.split(",") if c.strip()] if a.classes else None
-    result = evaluate_run(a.run_dir, data=a.data, split=a.split, tta=a.tta, save=a.save, classes=classes)
+    result = evaluate_run(a.run_dir, data=a.data, split=a.split, tta=a.tta, save=a.save, classes=classes,
+                          engine=a.engine)
     if a.json:
         print(json.dumps(result, indent=2))
         return 0

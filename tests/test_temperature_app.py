@@ -72,6 +72,8 @@ def test_evaluate_json_gives_ece_before_and_after(calibrated):
     last = bad.stderr.strip().splitlines()[-1]
     assert bad.returncode == 2 and last.startswith("error:") and "not a run folder" in last
     assert "Traceback" not in bad.stderr
+    no_export = run_cli("evaluate", run, "--engine", "litert", timeout=300)   # the LiteRT path needs model.tflite
+    assert no_export.returncode == 2 and "python -m fer_core export" in no_export.stderr.strip().splitlines()[-1]
 
 
 def _face_probs(rec: EmotionRecognizer, image) -> tuple[list[str], np.ndarray]:

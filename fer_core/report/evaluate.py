@@ -30,25 +30,29 @@ def load_run_data(run_dir, info: dict, data: str | None = None):
 
 @dataclass
 class RunModel:
-    """A run's Keras model as the evaluation needs it: its own probabilities (no face detector, no LiteRT),
-    its class names, and its fitted temperature (None without calibration.json)."""
+    """A run's model as the evaluation needs it: its own probabilities (no face detector) from the Keras model
+    or, engine 'litert', from its model.tflite; its class names; its fitted temperature (None without one)."""
     predict_fn: Callable
     class_names: list[str]
     temperature: float | None
 
     @classmethod
-    def load(cls, run_dir) -> "RunModel":
-        from fer_core.model.predict import make_predict_fn
+    def load(cls, run_dir, engine: str = "keras") -> "RunModel":
+        from fer_core.model.predict import make_predict_fn, make_tflite_fn
         from fer_core.model.saving import load_model_safe
         path = runstore.model_path(run_dir)
         if not path.is_file():
             raise FileNotFoundError(f"{run_dir} has no model.keras (the run may have failed before its first epoch)")
+        if engine == "litert" and not runstore.tflite_path(run_dir).is_file():
+            raise FileNotFoundError(f"{run_dir} has no model.tflite; export it first: "
+                                    f"python -m fer_core export {run_dir}")
         info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
         metrics = runstore.read_json(runstore.metrics_path(run_dir), {}) or {}
         model = load_model_safe(path)
         classes = info.get("class_names") or metrics.get("class_names") or [
             f"class_{i}" for i in range(model.output_shape[-1])]
-        return cls(make_predict_fn(model), list(classes), runstore.read_temperature(run_dir))
+        fn = make_tflite_fn(runstore.tflite_path(run_dir)) if engine == "litert" else make_predict_fn(model)
+        return cls(fn, list(classes), runstore.read_temperature(run_dir))
 
 
 def part_indices(run_dir, info: dict, ds, part: str, same_data: bool) -> tuple[np.ndarray, str]:
@@ -73,16 +77,17 @@ def part_indices(run_dir, info: dict, ds, part: str, same_data: bool) -> tuple[n
 
 
 def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: bool | str = "off",
-                 save: bool = False, classes: list[str] | None = None) -> dict:
+                 save: bool = False, classes: list[str] | None = None, engine: str = "keras") -> dict:
     """Accuracy and per-class figures of a run's model on a part of a dataset, scored by emotion name on the
     classes the model knows; `classes` (emotion names) limits scoring to those, so that models with different
     class sets can be compared on the faces they both know. 'calibration' holds ECE and NLL of the model's own
-    probabilities and, where the run has a fitted temperature, of the scaled ones the app shows."""
+    probabilities and, where the run has a fitted temperature, of the scaled ones the app shows; engine
+    'litert' scores the run's model.tflite, which the app runs where the export is marked for it."""
     run_dir = Path(run_dir)
     info = runstore.read_json(runstore.run_json_path(run_dir), None)
     if info is None:
         raise runstore.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
-    rec = RunModel.load(run_dir)
+    rec = RunModel.load(run_dir, engine)
     ds, same_data = load_run_data(run_dir, info, data)
     idx, _ = part_indices(run_dir, info, ds, split, same_data)
     keep, y, mapping, missing = scored_faces(rec.class_names, ds, idx, classes)
@@ -90,12 +95,12 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
     result = {"run": str(run_dir), "data": str(data or info.get("config", {}).get("data")), "split": split, **m,
               "classes_model_lacks": missing, "samples_skipped": int(len(idx) - len(keep)),
               "classes_scored": [ds.class_names[j] for j in sorted(mapping)],
-              "calibration": calibration_figures(probs, y, rec.temperature),
+              "calibration": calibration_figures(probs, y, rec.temperature), "engine": engine,
               "evaluated": runstore.now_iso()}
     if save:
         out = run_dir / "evaluations"
         out.mkdir(exist_ok=True)
-        name = f"{Path(result['data']).name}-{split}{_tta_suffix(tta)}.json"
+        name = f"{Path(result['data']).name}-{split}{_tta_suffix(tta)}{'-litert' if engine == 'litert' else ''}.json"
         runstore.write_json_atomic(out / runstore.safe_slug(name), result)
     return result
 
