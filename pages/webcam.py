@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import os
 import queue
+import time
 
 import streamlit as st
 
 from fer_core.serve import annotate
-from fer_core.serve.live import IceConfigError, LiveStats, load_srtp_safely, make_frame_callback, parse_ice_servers
+from fer_core.serve.live import (
+    CaptureSlot,
+    IceConfigError,
+    LiveStats,
+    load_srtp_safely,
+    make_frame_callback,
+    parse_ice_servers,
+)
 
 load_srtp_safely()   # before streamlit_webrtc: see the docstring (a segfault otherwise, after TensorFlow)
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 from streamlit_webrtc.shutdown import SessionShutdownObserver  # noqa: E402
 
 from fer_core.serve.video import FramePipeline
+from pages._calibrate_webcam import calibration_panel, calibration_start_form, profile_sidebar, update_panel
 from pages._common import detector_settings, ensure_app_navigation, model_picker, recognizer_for
 
 ensure_app_navigation()
@@ -55,7 +64,13 @@ def session_end_observer(callback):
         return None
 
 
-def live_session(run_path, detector, detector_config: tuple, smooth: int):
+def capture_slot() -> CaptureSlot:
+    """This session's calibration slot: it survives the callback's rebuilds, so a settings change mid-calibration
+    keeps the shots taken so far."""
+    return st.session_state.setdefault("webcam_capture_slot", CaptureSlot())
+
+
+def live_session(run_path, recognizer, detector_config: tuple, smooth: int, profile_key=None):
     """This browser session's (callback, reports queue), rebuilt only when the settings change.
 
     The frame callback runs on streamlit-webrtc's worker thread, not the script's thread, so it
@@ -65,19 +80,18 @@ def live_session(run_path, detector, detector_config: tuple, smooth: int):
     browser session ends or the user leaves the page (streamlit-webrtc's own session observer, the
     one it uses for its workers), and when the settings change.
     """
-    config = (str(run_path), detector_config, smooth)
+    config = (str(run_path), detector_config, smooth, profile_key)
     live = st.session_state.get("webcam_live")
     if live is None or live["config"] != config or live["pipeline"].closed:
         if live is not None:
             if live.get("observer") is not None:
                 live["observer"].stop()
             live["pipeline"].close()
-        recognizer = annotate.with_detector(recognizer_for(run_path), detector)
         reports: queue.Queue = queue.Queue(maxsize=30)
         # background_detect: the full-frame face search runs on the second core, never on the frame path
         pipeline = FramePipeline(recognizer, smooth_frames=smooth, background_detect=True)
         live = {"config": config, "reports": reports, "pipeline": pipeline,
-                "callback": make_frame_callback(pipeline, reports),
+                "callback": make_frame_callback(pipeline, reports, capture_slot()),
                 "observer": session_end_observer(pipeline.close)}
         st.session_state["webcam_live"] = live
     return live["callback"], live["reports"]
@@ -97,7 +111,11 @@ with st.sidebar:
 if run_path is None:
     st.stop()
 
-callback, reports = live_session(run_path, detector, detector_config, smooth)
+shared = recognizer_for(run_path)
+with st.sidebar:
+    profiled, profile_key = profile_sidebar(shared)
+base_recognizer, recognizer = annotate.with_detector(shared, detector), annotate.with_detector(profiled, detector)
+callback, reports = live_session(run_path, recognizer, detector_config, smooth, profile_key)
 ctx = webrtc_streamer(
     key="emotion-webcam",
     mode=WebRtcMode.SENDRECV,
@@ -108,6 +126,10 @@ ctx = webrtc_streamer(
 )
 
 line = st.empty()
+slot = capture_slot()
+panel = calibration_panel(slot, base_recognizer) if slot.capture is not None else None
+if panel is None:
+    calibration_start_form(slot, base_recognizer.class_names)
 if not ctx.state.playing:
     line.caption("Not running. Press START to begin.")
 else:
@@ -121,3 +143,8 @@ else:
             pass
         # a Streamlit call on every turn also lets STOP (a rerun) interrupt this loop
         line.markdown(stats.line())
+        if panel is not None:
+            state = slot.capture.snapshot(time.monotonic()) if slot.capture is not None else None
+            if state is None or state.done != panel["done"]:
+                st.rerun()                      # all shots taken: show the name field and Save
+            update_panel(panel, state)

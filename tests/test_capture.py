@@ -70,9 +70,9 @@ def test_a_moving_face_or_no_face_is_never_shot(frames):
     cap = GuidedCapture(MODEL_CLASSES, FAST)
     t, _ = feed_for(cap, 0.0, 1.0, frames["neutral"])
     taken = 0
-    for i in range(30):                       # the box jumps 20 px every frame: never steady
+    for i in range(30):                       # the box jumps 40 px (a quarter of the face) every frame
         x, y, w, h = BOX
-        taken += cap.feed(t, frames["neutral"], [(x + 20 * (i % 2), y, w, h)])
+        taken += cap.feed(t, frames["neutral"], [(x + 40 * (i % 2), y, w, h)])
         t += DT
     assert taken == 0 and cap.snapshot().status.startswith("Hold still")
     t, taken = feed_for(cap, t, 2.0, frames["neutral"], box=None)

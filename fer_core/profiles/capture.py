@@ -10,7 +10,7 @@ and a countdown that starts with the first frame it sees, so a user who presses 
 whole countdown; then k shots of the largest face, each when that face's box has stayed put over a few
 frames (a blurred or half-turned face makes a poor prototype), a short gap apart so the shots are not one
 frame k times. The first shot of a new emotion also waits until the face looks different from the last
-emotion shot before it, over `steady_frames` frames in a row (one noisy frame is not a change): a user who
+emotion shot before it (most of its shots), over `steady_frames` frames in a row (one noisy frame is not a change): a user who
 missed the prompt would otherwise give two emotions the same face. That wait ends after `change_wait_s`, as
 some people's expressions differ only a little.
 """
@@ -32,7 +32,7 @@ class CaptureSettings:
     shots: int = 3                    # k shots per emotion
     countdown_s: float = 3.0          # from the prompt to the first shot
     steady_frames: int = 4            # the box must stay put over this many consecutive frames...
-    steady_tolerance: float = 0.06    # ...its centre and width moving less than this fraction of its width
+    steady_tolerance: float = 0.15    # ...its centre and width moving less than this fraction of its width
     shot_gap_s: float = 0.4           # at least this long between two shots
     change_threshold: float = 0.25    # how different (0 = same) a new emotion's first shot must look...
     change_wait_s: float = 4.0        # ...unless the face has been held this long after the countdown
@@ -65,18 +65,26 @@ def is_steady(boxes, tolerance: float) -> bool:
                for bx, by, bw, bh in boxes)
 
 
+SIGNATURE, SHIFT = 20, 2     # pixels of the signature patch; the shifts signature_distance allows either way
+
+
 def face_signature(frame_bgr: np.ndarray, box) -> np.ndarray:
-    """The face as a small contrast-normalised gray patch: cheap, and blind to overall light changes."""
+    """The face and a little around it as a small contrast-normalised gray patch: cheap, and blind to overall
+    light changes."""
     x, y, w, h = box
-    crop = frame_bgr[max(0, y):y + h, max(0, x):x + w]
+    m = w // 8
+    crop = frame_bgr[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
     gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
-    patch = cv2.resize(gray, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+    patch = cv2.resize(gray, (SIGNATURE, SIGNATURE), interpolation=cv2.INTER_AREA).astype(np.float32)
     return (patch - patch.mean()) / (patch.std() + 1e-6)
 
 
 def signature_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of two signatures: about 0.1 for two frames of one held face."""
-    return float(np.mean(np.abs(a - b)))
+    """Mean absolute difference of two signatures at the best of small shifts: a detector's box jumps by a tenth
+    of the face between frames of a face that did not move, and that alone must not read as a new expression."""
+    n, core = SIGNATURE - 2 * SHIFT, a[SHIFT:SIGNATURE - SHIFT, SHIFT:SIGNATURE - SHIFT]
+    return float(min(np.mean(np.abs(core - b[dy:dy + n, dx:dx + n]))
+                     for dy in range(2 * SHIFT + 1) for dx in range(2 * SHIFT + 1)))
 
 
 def crop_with_margin(frame_bgr: np.ndarray, box, margin: float) -> np.ndarray:
@@ -173,11 +181,15 @@ class GuidedCapture:
         return True
 
     def _changed(self, signature: np.ndarray, emotion: str) -> bool:
-        """True once the face has looked unlike every shot of the emotion shot before for steady_frames frames."""
+        """True once the face has looked unlike the emotion shot before for steady_frames frames in a row.
+
+        Unlike most of that emotion's shots (the median distance): one of them may have caught the start of the
+        next expression, and that one alone must not hold the capture back."""
         reference = self._signatures.get(self._last_emotion) if self._last_emotion != emotion else None
         if not reference:
             return True
-        if min(signature_distance(signature, r) for r in reference) >= self.settings.change_threshold:
+        distances = sorted(signature_distance(signature, r) for r in reference)
+        if distances[len(distances) // 2] >= self.settings.change_threshold:
             self._changed_frames += 1
         else:
             self._changed_frames = 0

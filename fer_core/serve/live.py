@@ -7,6 +7,7 @@ results travel to the page through a queue.Queue (thread-safe, and the page can 
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import sys
@@ -74,6 +75,7 @@ class FrameReport:
     faces: int
     emotion: str | None      # smoothed emotion of the largest face
     frame_ms: float
+    profile: str = ""        # the calibration profile that read the largest face ("" = the model alone)
 
 
 def put_latest(q: queue.Queue, item) -> None:
@@ -89,20 +91,53 @@ def put_latest(q: queue.Queue, item) -> None:
                 pass
 
 
-def make_frame_callback(pipeline: FramePipeline, reports: queue.Queue):
-    """av.VideoFrame -> av.VideoFrame with boxes and labels drawn; a FrameReport goes to `reports`."""
+@dataclass
+class CaptureSlot:
+    """Where the page puts a guided calibration (fer_core.profiles.capture.GuidedCapture) for the frame
+    callback to feed; None while not calibrating. It outlives the callback, which settings changes rebuild."""
+    capture: object = None
+
+
+def make_frame_callback(pipeline: FramePipeline, reports: queue.Queue, slot: CaptureSlot | None = None):
+    """av.VideoFrame -> av.VideoFrame with boxes and labels drawn; a FrameReport goes to `reports`.
+
+    While a calibration sits in `slot`, it gets each frame as it came from the camera (the drawing below
+    writes into the frame) with the faces found in it, and its prompt is drawn on the video, where the
+    user is looking.
+    """
     import av
     count = [0]
 
     def callback(frame: "av.VideoFrame") -> "av.VideoFrame":
         img = frame.to_ndarray(format="bgr24")
+        capture = slot.capture if slot is not None else None
+        clean = img.copy() if capture is not None else None
         out, result = pipeline.process(img)
         count[0] += 1
+        largest = max(result.faces, key=lambda f: f.box[2] * f.box[3]) if result.faces else None
         put_latest(reports, FrameReport(count[0], time.monotonic(), len(result.faces), result.smoothed_emotion,
-                                        result.frame_ms))
+                                        result.frame_ms, getattr(largest, "profile", "") or ""))
+        if capture is not None:
+            capture.feed(time.monotonic(), clean, [f.box for f in result.faces])
+            draw_prompt(out, capture.snapshot())
         return av.VideoFrame.from_ndarray(out, format="bgr24")   # streamlit-webrtc copies pts/time_base
 
     return callback
+
+
+def draw_prompt(img, state) -> None:
+    """The calibration's prompt and countdown in a band across the top of the video."""
+    import cv2
+    if state.done:
+        text = "All shots taken"
+    elif state.phase == "countdown":
+        text = f"Show {state.emotion}  {math.ceil(state.countdown_left)}"
+    else:
+        text = f"Show {state.emotion}  {state.counts.get(state.emotion, 0)}/{state.shots_per_emotion}"
+    scale = max(img.shape[1], 320) / 640
+    cv2.rectangle(img, (0, 0), (img.shape[1], int(36 * scale)), (40, 40, 40), -1)
+    cv2.putText(img, text, (int(10 * scale), int(26 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale,
+                (255, 255, 255), max(1, int(round(2 * scale))), cv2.LINE_AA)
 
 
 class LiveStats:
@@ -130,5 +165,6 @@ class LiveStats:
         r = self.last
         if r is None:
             return "Waiting for the first frame…"
+        profile = f" (profile: {r.profile})" if r.profile and r.emotion else ""
         return (f"Processed frames: {r.frame} · {self.fps:.1f} fps · faces: {r.faces} · "
-                f"emotion: {r.emotion or '—'} · {r.frame_ms:.0f} ms per frame")
+                f"emotion: {r.emotion or '—'}{profile} · {r.frame_ms:.0f} ms per frame")
