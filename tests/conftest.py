@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 #   python -m pytest -m slow        (real trainings, the app under AppTest, exports, benchmarks)
 #   python -m pytest -m browser     (the real app in Debian's Chromium)
 BROWSER_FILES = {"test_e2e_browser.py", "test_e2e_runs.py", "test_e2e_load.py", "test_e2e_video.py",
-                 "test_soak.py"}
+                 "test_soak.py", "test_e2e_calibrate.py"}
 SLOW_FILES = {"test_training.py", "test_kfold.py", "test_jobs.py", "test_app_training.py", "test_app_photos.py",
               "test_export.py", "test_jax_backend.py", "test_bench_smoke.py", "test_mixup.py", "test_inference.py",
               "test_video.py", "test_cli.py", "test_reference_runs.py", "test_backbones.py", "test_detectors.py",
