@@ -28,7 +28,8 @@ SLOW_FILES = {"test_training.py", "test_kfold.py", "test_jobs.py", "test_app_tra
               "test_video.py", "test_cli.py", "test_reference_runs.py", "test_backbones.py", "test_detectors.py",
               "test_alignment.py", "test_video_file.py", "test_concurrency.py",
               "test_temperature_app.py",
-              "test_network_safety.py", "test_plain_names.py", "test_precision.py", "test_progress_truth.py", "test_quiet.py", "test_cache_keys.py",
+              "test_network_safety.py", "test_plain_names.py", "test_precision.py", "test_progress_truth.py",
+              "test_quiet.py", "test_cache_keys.py",
               "test_profiles.py", "test_app_profiles.py"}
 
 
