@@ -143,6 +143,13 @@ def open_page(page, url: str, timeout_ms: int = 120_000) -> None:
     wait_for_app(page, timeout_ms)
 
 
+def file_input(page, label: str):
+    """The file input of the uploader labelled LABEL: a page may hold several uploaders (Analyze has its
+    own, 'Photos of one person' and 'Import a profile file'), so a test names the one a user would use."""
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has=page.get_by_text(label, exact=True))
+    return uploader.locator('input[type="file"]')
+
+
 def assert_no_exception(page) -> None:
     """A Python exception shown by Streamlit is a failure, whatever else is on the page."""
     exc = page.locator('[data-testid="stException"]')

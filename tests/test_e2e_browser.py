@@ -18,6 +18,7 @@ import pytest
 from e2e_helpers import (
     StreamlitServer,
     assert_no_exception,
+    file_input,
     launch_chromium,
     open_page,
     runs_dir_with,
@@ -91,7 +92,7 @@ def test_home_and_dataset_pages_render(server, page, default_run):
 
 def test_analyze_labels_the_faces_of_an_uploaded_photo(server, page, photos, default_run):
     open_page(page, server.url + "/analyze")
-    page.locator('input[type="file"]').set_input_files(str(photos / PHOTO))
+    file_input(page, "Photos").set_input_files(str(photos / PHOTO))
     page.get_by_text(re.compile(r"All faces \(\d+\)")).wait_for(timeout=120_000)
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
     wait_for_app(page)
@@ -128,7 +129,7 @@ def test_a_crowd_shows_every_class_for_every_face_with_stable_numbers(server, br
         ctx = browser.new_context(viewport=VIEWPORT)
         page = ctx.new_page()
         open_page(page, server.url + "/analyze")
-        page.locator('input[type="file"]').set_input_files(str(photos / "bald_guys.jpg"))
+        file_input(page, "Photos").set_input_files(str(photos / "bald_guys.jpg"))
         page.get_by_text(re.compile(r"All faces \(\d+\)")).wait_for(timeout=120_000)
         page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
         wait_for_app(page)

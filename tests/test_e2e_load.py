@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from e2e_helpers import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, runs_dir_with
+from e2e_helpers import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, file_input, runs_dir_with
 
 playwright_async = pytest.importorskip("playwright.async_api")
 
@@ -65,7 +65,7 @@ async def one_session(browser, url: str, photos: Path, expected: dict, deadline:
             name = names[(sid + rounds) % len(names)]
             t0 = time.monotonic()
             await page.goto(url + "/analyze", timeout=120_000)
-            await page.locator('input[type="file"]').set_input_files(str(photos / name), timeout=120_000)
+            await file_input(page, "Photos").set_input_files(str(photos / name), timeout=120_000)
             await page.get_by_text(re.compile(r"All faces \(\d+\)")).wait_for(timeout=180_000)
             summary = await page.locator('[data-testid="stMarkdownContainer"]',
                                          has_text=re.compile(r"face\(s\):")).first.inner_text()

@@ -10,7 +10,8 @@ import re
 import cv2
 import numpy as np
 import pytest
-from e2e_helpers import StreamlitServer, assert_no_exception, launch_chromium, open_page, runs_dir_with, wait_for_app
+from e2e_helpers import (StreamlitServer, assert_no_exception, file_input, launch_chromium, open_page, runs_dir_with,
+                         wait_for_app)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -39,7 +40,7 @@ def test_video_upload_shows_the_timeline_and_both_downloads(default_run, photos,
         browser = launch_chromium(p)
         page = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True).new_page()
         open_page(page, server.url + "/video")
-        page.locator('input[type="file"]').set_input_files(str(video))
+        file_input(page, "Video").set_input_files(str(video))
         page.get_by_text(re.compile(r"face\(s\) followed")).wait_for(timeout=180_000)
         page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
         wait_for_app(page)
@@ -69,7 +70,7 @@ def test_a_file_that_is_not_a_video_gets_a_clear_message(default_run, tmp_path):
         browser = launch_chromium(p)
         page = browser.new_page()
         open_page(page, server.url + "/video")
-        page.locator('input[type="file"]').set_input_files(str(fake))
+        file_input(page, "Video").set_input_files(str(fake))
         page.get_by_text("could not be read as a video").wait_for(timeout=120_000)
         assert_no_exception(page)
         browser.close()
