@@ -20,6 +20,7 @@ from fer_core.progress import format_seconds
 from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
 from fer_core.runs.defaults import SHARED_DATA
+from fer_core.train.submit import queue_training
 from pages._common import completed_runs, ensure_app_navigation, literal, readable_path, runs_dir
 from pages._run_charts import curves_figure
 
@@ -209,7 +210,7 @@ def config_form() -> TrainConfig | None:
 
 def launch(cfg: TrainConfig) -> None:
     try:
-        run_dir = jobs.enqueue(runs_dir(), cfg)
+        run_dir = queue_training(runs_dir(), cfg)
         jobs.start_queued(runs_dir())
     except UserError as e:
         st.error(str(e))

@@ -46,13 +46,14 @@ def test_every_option_is_one_cli_flag_that_round_trips(tmp_path):
     assert config_from_args(build_parser().parse_args(argv)) == cfg
 
 
-def test_enqueue_refuses_bad_options_with_a_message(tmp_path, ckplus):
+def test_queueing_refuses_bad_options_with_a_message(tmp_path, ckplus):
+    from fer_core.train.submit import queue_training
     with pytest.raises(UserError, match="learning rate"):
-        jobs.enqueue(tmp_path, tiny_cfg(ckplus, learning_rate=5.0))
+        queue_training(tmp_path, tiny_cfg(ckplus, learning_rate=5.0))
     with pytest.raises(UserError, match="no ImageNet weights"):
-        jobs.enqueue(tmp_path, tiny_cfg(ckplus, weights="imagenet"))
+        queue_training(tmp_path, tiny_cfg(ckplus, weights="imagenet"))
     with pytest.raises(UserError, match="not found"):
-        jobs.enqueue(tmp_path, tiny_cfg(tmp_path / "no-such-data"))
+        queue_training(tmp_path, tiny_cfg(tmp_path / "no-such-data"))
     assert runstore.list_runs(tmp_path) == []   # nothing half-created
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from fer_core.data.datasets import DatasetError
 from fer_core.model.temperature import apply_temperature
 from fer_core.report.calibration import ECE_BINS, calibration_figures, fit_temperature, reliability_bins
-from fer_core.report.evaluate import RunModel, load_run_data, part_indices, scored_faces
+from fer_core.report.evaluate import load_run_data, part_indices, scored_faces
+from fer_core.runs.run_model import RunModel
 from fer_core.report.evaluation import predict_probs, to_model_input
 from fer_core.runs import store as runstore
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -14,6 +12,7 @@ from fer_core.data.splits import make_split
 from fer_core.report.calibration import calibration_figures
 from fer_core.report.evaluation import evaluate_arrays, match_labels, tta_mode
 from fer_core.runs import store as runstore
+from fer_core.runs.run_model import RunModel
 
 
 def load_run_data(run_dir, info: dict, data: str | None = None):
@@ -26,33 +25,6 @@ def load_run_data(run_dir, info: dict, data: str | None = None):
     same_data = data is None or Path(data).resolve() == Path(cfg.get("data", "") or ".").resolve()
     mode = cfg.get("label_mode", "majority") if same_data else "majority"
     return load_dataset(data_path, cfg.get("image_size", 48), label_mode=mode), same_data
-
-
-@dataclass
-class RunModel:
-    """A run's model as the evaluation needs it: its own probabilities (no face detector) from the Keras model
-    or, engine 'litert', from its model.tflite; its class names; its fitted temperature (None without one)."""
-    predict_fn: Callable
-    class_names: list[str]
-    temperature: float | None
-
-    @classmethod
-    def load(cls, run_dir, engine: str = "keras") -> "RunModel":
-        from fer_core.model.predict import make_predict_fn, make_tflite_fn
-        from fer_core.model.saving import load_model_safe
-        path = runstore.model_path(run_dir)
-        if not path.is_file():
-            raise FileNotFoundError(f"{run_dir} has no model.keras (the run may have failed before its first epoch)")
-        if engine == "litert" and not runstore.tflite_path(run_dir).is_file():
-            raise FileNotFoundError(f"{run_dir} has no model.tflite; export it first: "
-                                    f"python -m fer_core export {run_dir}")
-        info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
-        metrics = runstore.read_json(runstore.metrics_path(run_dir), {}) or {}
-        model = load_model_safe(path)
-        classes = info.get("class_names") or metrics.get("class_names") or [
-            f"class_{i}" for i in range(model.output_shape[-1])]
-        fn = make_tflite_fn(runstore.tflite_path(run_dir)) if engine == "litert" else make_predict_fn(model)
-        return cls(fn, list(classes), runstore.read_temperature(run_dir))
 
 
 def part_indices(run_dir, info: dict, ds, part: str, same_data: bool) -> tuple[np.ndarray, str]:

@@ -71,8 +71,8 @@ def _queue_lock(runs_dir):
 
 # ---------------------------------------------------------------- enqueue
 def enqueue(runs_dir, cfg: TrainConfig) -> Path:
-    """Validate the config, then create a queued run folder. Raises UserError with a readable message."""
-    from fer_core.train.checks import validate_config
+    """Create a queued run folder for a config its caller has checked (fer_core.train.submit.queue_training).
+    Raises UserError with a readable message when the dataset is missing."""
     cfg = dataclasses.replace(cfg, runs_dir=str(runs_dir))
     if not cfg.data:
         raise JobError("choose a dataset first")
@@ -81,7 +81,6 @@ def enqueue(runs_dir, cfg: TrainConfig) -> Path:
         cfg.weights = "run:" + str(Path(cfg.weights[4:]).resolve())
     if not Path(cfg.data).exists():
         raise JobError(f"dataset path not found: {cfg.data}")
-    validate_config(cfg)
     name = cfg.name or f"{cfg.backbone}-{Path(cfg.data).name}"
     run_dir = runstore.create_run_dir(runs_dir, name)
     runstore.write_json_atomic(runstore.run_json_path(run_dir), {

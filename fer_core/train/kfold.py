@@ -91,10 +91,10 @@ def ensemble_val_accuracy(run_dirs: list[Path], ds, tta: str) -> float:
     """Validation accuracy of the members' mean probabilities, each member's own model on the fold's validation
     faces (with the test's TTA). Models are at hand here: kfold trains them, or reuses only runs that keep them."""
     from fer_core.report.evaluation import predict_probs, to_model_input
-    from fer_core.serve.recognizer import EmotionRecognizer
+    from fer_core.runs.run_model import RunModel
     idx = np.array((runstore.read_json(runstore.split_path(run_dirs[0]), {}) or {})["indices"]["val"], dtype=np.int64)
     x = to_model_input(ds.images[idx])
-    probs = [predict_probs(EmotionRecognizer.from_run(d, prefer_tflite=False).predict_fn, x, tta=tta)
+    probs = [predict_probs(RunModel.load(d).predict_fn, x, tta=tta)
              for d in run_dirs]
     return float(np.mean(np.mean(probs, axis=0).argmax(1) == ds.labels[idx]))
 
