@@ -45,9 +45,9 @@ def analyse(data: bytes, name: str, run_path, detector, every: int, profile=None
     src = folder / f"input{Path(name).suffix.lower() or '.mp4'}"
     src.write_bytes(data)
     try:
-        info = probe(src)
+        info = probe(src, name)
     except UserError as e:
-        st.error(f"{name}: {e}")
+        st.error(str(e))
         return None
     bar = st.progress(0.0, text=f"Analysing {name}…")
     on_progress = progress_callback(bar, name)
@@ -56,9 +56,9 @@ def analyse(data: bytes, name: str, run_path, detector, every: int, profile=None
         recognizer = recognizer.with_profile(profile.profile, profile.profile_scope)
     out, csv_path = folder / "annotated.mp4", folder / "faces.csv"
     try:
-        summary = analyze_video(src, recognizer, out, csv_path, every, progress_cb=on_progress)
+        summary = analyze_video(src, recognizer, out, csv_path, every, progress_cb=on_progress, name=name)
     except UserError as e:
-        st.error(f"{name}: {e}")
+        st.error(str(e))
         return None
     except Exception as e:   # a codec hiccup deep in a file: one line, not a traceback
         st.error(f"{name}: the video could not be analysed ({type(e).__name__}: {e}). Try converting it to "

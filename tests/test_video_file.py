@@ -60,6 +60,27 @@ def test_bad_videos_get_a_clear_message(clip, tmp_path, monkeypatch):
     assert r.returncode == 2 and "could not be read as a video" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_video_limits_name_the_upload_and_refuse_huge_frames(clip, tmp_path, monkeypatch):
+    """An upload is saved as input.mp4: the message names the file the user chose. A frame over 4K's pixel count
+    is refused before any frame is analysed; a photo renamed .mp4 never shows a negative or absurd duration."""
+    text = tmp_path / "input.mp4"
+    text.write_text("not a video at all\n" * 50)
+    with pytest.raises(UserError, match="^holiday.mp4 could not be read"):
+        video_file.probe(text, name="holiday.mp4")
+    assert video_file.probe(clip).width * video_file.probe(clip).height == 640 * 480
+    monkeypatch.setattr(video_file, "MAX_VIDEO_PIXELS", 640 * 480 - 1)
+    with pytest.raises(UserError, match="640x480 pixels; the limit is .* Scale it down"):
+        video_file.probe(clip, name="big.mp4")
+    monkeypatch.undo()
+    photo = tmp_path / "photo.mp4"
+    photo.write_bytes((PHOTOS / "2008_001322.jpg").read_bytes())
+    try:
+        info = video_file.probe(photo)
+    except UserError:
+        return
+    assert 0 <= info.seconds < 24 * 3600 and info.frames >= 0
+
+
 def test_predict_reads_a_folder_recursively_into_one_csv(tiny_run, tmp_path):
     photos = need(PHOTOS)
     (tmp_path / "album" / "trip").mkdir(parents=True)

@@ -22,6 +22,7 @@ from fer_core.serve.video import FaceIds, FramePipeline
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv", "m4v"]
 MAX_VIDEO_BYTES = 500 * 1024 * 1024
 MAX_VIDEO_SECONDS = 30 * 60
+MAX_VIDEO_PIXELS = 3840 * 2160          # 4K: every frame is decoded and drawn at full size
 CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".webm": "libvpx", ".mkv": "libx264"}
 
 
@@ -52,33 +53,46 @@ class VideoSummary:
     warnings: list = field(default_factory=list)
 
 
-def probe(path) -> VideoInfo:
-    """Open a video and check it against the limits, reading its first frame; VideoError says what is wrong."""
+def probe(path, name: str | None = None) -> VideoInfo:
+    """Open a video and check it against the limits, reading its first frame; VideoError says what is wrong,
+    naming the file as the user knows it (NAME: an upload is saved under a name of the app's own)."""
     p = Path(path)
+    name = name or p.name
     if not p.is_file():
         raise VideoError(f"{p}: no such file.")
     size = p.stat().st_size
     if size == 0:
-        raise VideoError(f"{p.name} is empty.")
+        raise VideoError(f"{name} is empty.")
     if size > MAX_VIDEO_BYTES:
-        raise VideoError(f"{p.name} is {size / 2**20:.0f} MB; the limit is {MAX_VIDEO_BYTES // 2**20} MB. "
+        raise VideoError(f"{name} is {size / 2**20:.0f} MB; the limit is {MAX_VIDEO_BYTES // 2**20} MB. "
                          "Cut or compress it first.")
+    info = _first_frame_info(p, name)
+    if info.width * info.height > MAX_VIDEO_PIXELS:
+        raise VideoError(f"{name} is {info.width}x{info.height} pixels; the limit is 3840x2160 (4K) or the same "
+                         "number of pixels. Scale it down first.")
+    if info.seconds > MAX_VIDEO_SECONDS:
+        raise VideoError(f"{name} lasts {info.seconds / 60:.0f} minutes; the limit is "
+                         f"{MAX_VIDEO_SECONDS // 60} minutes. Cut it into parts first.")
+    return info
+
+
+def _first_frame_info(p: Path, name: str) -> VideoInfo:
+    """The frame rate, frame count and size, from the container and the first frame. A count the container
+    gets wrong (negative or absurd, as for a photo renamed .mp4) is left unknown (0), not shown as a duration."""
     cap = cv2.VideoCapture(str(p))
     try:
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok or frame is None:
-            raise VideoError(f"{p.name} could not be read as a video: it is not a video, it is damaged or "
+            raise VideoError(f"{name} could not be read as a video: it is not a video, it is damaged or "
                              f"truncated, or its codec is one OpenCV cannot decode. Use {', '.join(VIDEO_TYPES)} "
                              "with H.264, VP8/VP9 or MPEG-4 video.")
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         fps = fps if 0 < fps < 1000 else 25.0
-        info = VideoInfo(str(p), fps, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), frame.shape[1], frame.shape[0])
+        frames = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+        frames = int(frames) if 0 < frames < 1e9 else 0
+        return VideoInfo(str(p), fps, frames, frame.shape[1], frame.shape[0])
     finally:
         cap.release()
-    if info.seconds > MAX_VIDEO_SECONDS:
-        raise VideoError(f"{p.name} lasts {info.seconds / 60:.0f} minutes; the limit is "
-                         f"{MAX_VIDEO_SECONDS // 60} minutes. Cut it into parts first.")
-    return info
 
 
 class _Writer:
@@ -128,11 +142,11 @@ def csv_header(classes: list[str]) -> list[str]:
 
 
 def analyze_video(path, recognizer: EmotionRecognizer, out_path=None, csv_path=None, every: int = 1,
-                  progress_cb=None, stream=None) -> VideoSummary:
+                  progress_cb=None, stream=None, name: str | None = None) -> VideoSummary:
     """Stream a video through the recognizer; write the annotated copy and/or the CSV as it goes."""
     if every < 1:
         raise VideoError(f"every {every}: analyse every N-th frame with N >= 1.")
-    info = probe(path)
+    info = probe(path, name)
     summary = VideoSummary(info)
     pipeline, face_ids = FramePipeline(recognizer, smooth_frames=1), FaceIds()
     writer = _Writer(Path(out_path), info) if out_path else None
