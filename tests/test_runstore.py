@@ -150,3 +150,12 @@ def test_rename_changes_the_display_name_only(tmp_path):
     assert runstore.read_run(d)["name"] == "my best model" and d.is_dir()
     with pytest.raises(runstore.RunStoreError):
         runstore.rename_run(d, "   ")
+    elsewhere = runstore.create_run_dir(tmp_path / "elsewhere", "theirs")
+    runstore.update_run(elsewhere, status="completed", name="theirs")
+    (tmp_path / "store").mkdir()
+    link = tmp_path / "store" / elsewhere.name
+    link.symlink_to(elsewhere)
+    before = (elsewhere / "run.json").read_bytes()
+    with pytest.raises(runstore.RunStoreError, match="outside the run store"):
+        runstore.rename_run(link, "mine now")
+    assert (elsewhere / "run.json").read_bytes() == before

@@ -385,10 +385,14 @@ def list_runs(runs_dir) -> list[dict]:
 
 
 def rename_run(run_dir, new_name: str) -> None:
-    """Renaming changes the display name only; the folder (and links to it) stay."""
+    """Renaming changes the display name only; the folder (and links to it) stay. A run folder that is a link
+    (to a run stored elsewhere) is not written through: the store writes only inside itself."""
     new_name = (new_name or "").strip()
     if not new_name:
         raise RunStoreError("a run name cannot be empty")
+    if Path(run_dir).is_symlink():
+        raise RunStoreError(f"{Path(run_dir).name} is a link to {Path(run_dir).resolve()}, outside the run store; "
+                            "rename it where it is stored.")
     update_run(run_dir, name=new_name[:120])
 
 
