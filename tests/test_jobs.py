@@ -136,6 +136,17 @@ def test_dead_training_process_is_reported_failed(tmp_path, ckplus):
     assert run["status"] == "failed" and "Segmentation fault" in run["error"]
 
 
+
+def test_a_killed_run_s_error_is_not_a_normal_log_line(tmp_path, ckplus):
+    """kill -9 leaves a log that ends with progress: the error says the process was killed, not 'epoch 3/20'."""
+    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
+    runstore.update_run(run_dir, status="running", pid=2 ** 22 + 12346, heartbeat_unix=time.time())
+    (run_dir / "train.log").write_text("Epoch 3/20\n120/448 ETA 1:20 - accuracy: 0.41 - loss: 1.52\n")
+    assert jobs.active_jobs(tmp_path)["running"] == []
+    run = runstore.read_run(run_dir)
+    assert run["status"] == "failed" and "killed from outside" in run["error"] and "Epoch" not in run["error"]
+
+
 def test_max_concurrent_setting_persists(tmp_path):
     assert jobs.max_concurrent(tmp_path) == 1
     jobs.set_max_concurrent(tmp_path, 3)

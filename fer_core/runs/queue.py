@@ -21,6 +21,7 @@ import csv
 import dataclasses
 import fcntl
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -100,8 +101,20 @@ def _reconcile(run_dir: Path, info: dict) -> dict:
         return info
     if runstore.cancel_requested(run_dir):
         return runstore.update_run(run_dir, status="cancelled", ended=runstore.now_iso())
-    return runstore.update_run(run_dir, status="failed", ended=runstore.now_iso(),
-                               error="the training process exited unexpectedly: " + log_tail(run_dir, 1).strip())
+    return runstore.update_run(run_dir, status="failed", ended=runstore.now_iso(), error=exit_reason(run_dir))
+
+
+_ERROR_WORDS = re.compile(r"Error|Exception|Traceback|Killed|Segmentation fault|No space left|Aborted")
+
+
+def exit_reason(run_dir) -> str:
+    """Why a training process vanished, from the end of its log when the log says so: an error line only (a
+    normal progress line is not a cause); a process killed from outside (kill -9, out of memory) writes none."""
+    errors = [line.strip() for line in log_tail(run_dir, 30).splitlines() if _ERROR_WORDS.search(line)]
+    if errors:
+        return "the training process exited unexpectedly: " + errors[-1]
+    return ("the training process exited unexpectedly and its log names no error: it was probably killed from "
+            "outside (kill -9, the machine out of memory, a restart). Resume continues from the last checkpoint.")
 
 
 def _scan(runs_dir) -> tuple[list[Path], list[Path]]:
