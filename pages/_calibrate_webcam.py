@@ -7,63 +7,14 @@ its snapshots, and turns the user's clicks (start, retake, cancel, save) into ca
 from __future__ import annotations
 
 import math
-import os
 
 import cv2
 import streamlit as st
 
+from fer_core.profiles import ProfileStore
 from fer_core.serve.live import CaptureSlot
 
-NO_PROFILE = "— none —"
-SCOPES = {"largest": "the largest face", "all": "every face"}
 THUMB = 88    # pixels: the crops are shown at this width
-
-
-def profile_store():
-    """The profile folder; FER_PROFILES_DIR overrides it (tests point it at a temporary folder)."""
-    from fer_core import profiles
-    return profiles.ProfileStore(os.environ.get("FER_PROFILES_DIR") or None)
-
-
-def _names(listing) -> list[str]:
-    """Profile names from the store's listing, whatever form its entries take."""
-    names = []
-    for p in listing:
-        name = p if isinstance(p, str) else p.get("name") if isinstance(p, dict) else getattr(p, "name", None)
-        if name:
-            names.append(str(name))
-    return names
-
-
-def profile_sidebar(recognizer):
-    """The sidebar's profile picker -> (recognizer to use, a key that changes with the choice). A profile made
-    with another model, or an unreadable file, is refused with the reason and the model alone is used.
-    `recognizer` is the app's cached one: with_profile leaves it as it is and shares its traced model."""
-    from fer_core.errors import UserError
-    st.header("Profile")
-    store = profile_store()
-    try:
-        names = _names(store.list())
-    except UserError as e:
-        st.warning(str(e))
-        names = []
-    if st.session_state.get("webcam_profile") not in [NO_PROFILE, *names]:
-        st.session_state["webcam_profile"] = NO_PROFILE
-    name = st.selectbox("Read faces with", [NO_PROFILE, *names], key="webcam_profile",
-                        help="A profile made by 'Calibrate to me' reads its person's expressions far better "
-                             "than the model alone.")
-    scope = st.radio("Apply it to", list(SCOPES), format_func=SCOPES.get, key="webcam_profile_scope",
-                     horizontal=True, disabled=name == NO_PROFILE)
-    st.caption(f"Profiles are kept in `{getattr(store, 'root', 'profiles/')}` on the machine that runs this app, "
-               "as numbers (embeddings), not photos. Nothing leaves this machine.")
-    if name == NO_PROFILE:
-        return recognizer, None
-    try:
-        profile = store.load(name)
-        return recognizer.with_profile(profile, scope), (name, scope, str(getattr(profile, "created", "")))
-    except UserError as e:
-        st.warning(f"{e} Reading faces without a profile.")
-        return recognizer, None
 
 
 def start_calibration(slot: CaptureSlot, class_names) -> None:
@@ -87,7 +38,7 @@ def save_profile(slot: CaptureSlot, recognizer) -> None:
     try:
         profile = profiles.make_profile(st.session_state.get("webcam_profile_name", ""), slot.capture.shots(),
                                         recognizer)
-        profile_store().save(profile)
+        ProfileStore().save(profile)
     except UserError as e:
         st.session_state["webcam_calibration_error"] = str(e)
         return

@@ -26,12 +26,18 @@ def profile_picker(recognizer, key: str):
     A profile made with another model is refused with its reason; the page then reads without one.
     """
     store = ProfileStore()
-    names = store.list()
+    try:
+        names = store.list()
+    except UserError as e:          # the folder cannot be read
+        st.warning(str(e))
+        names = []
+    if st.session_state.get(f"{key}_profile") not in [NONE, *names]:    # deleted or renamed meanwhile
+        st.session_state[f"{key}_profile"] = NONE
     choice = st.selectbox("Calibration profile", [NONE, *names], key=f"{key}_profile",
-                          help="A profile made from a few photos of one person reads that person's face better. "
-                               + privacy_note(store))
+                          help="A profile made from a few shots of one person reads that person's face better.")
     scope = st.radio("Profile reads", list(SCOPES), format_func=SCOPES.get, key=f"{key}_profile_scope",
                      horizontal=True, disabled=choice == NONE)
+    st.caption(privacy_note(store))
     if choice == NONE:
         return recognizer, None
     try:

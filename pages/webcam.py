@@ -34,8 +34,9 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 from streamlit_webrtc.shutdown import SessionShutdownObserver  # noqa: E402
 
 from fer_core.serve.video import FramePipeline
-from pages._calibrate_webcam import calibration_panel, calibration_start_form, profile_sidebar, update_panel
+from pages._calibrate_webcam import calibration_panel, calibration_start_form, update_panel
 from pages._common import detector_settings, ensure_app_navigation, model_picker, recognizer_for
+from pages._profiles import profile_picker
 
 ensure_app_navigation()
 
@@ -113,7 +114,9 @@ if run_path is None:
 
 shared = recognizer_for(run_path)
 with st.sidebar:
-    profiled, profile_key = profile_sidebar(shared)
+    profiled, profile_name = profile_picker(shared, "webcam")
+# the live worker is rebuilt when the profile changes, also when one is saved again under the same name
+profile_key = (profile_name, profiled.profile_scope, str(profiled.profile.created)) if profile_name else None
 base_recognizer, recognizer = annotate.with_detector(shared, detector), annotate.with_detector(profiled, detector)
 callback, reports = live_session(run_path, recognizer, detector_config, smooth, profile_key)
 ctx = webrtc_streamer(
