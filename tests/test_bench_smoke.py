@@ -92,3 +92,19 @@ def test_detection(photos, fer2013):
         assert "pip install --no-deps fer tqdm requests pillow" in out, out
     else:
         assert re.search(rf"fer FER\(\)\.find_faces +found +{NUM}%", out), out
+
+
+def test_calibration(default_run):
+    """Calibrate to me on twface's first 12 performers with the committed default model (no training here)."""
+    from conftest import SHARED, need
+    need(SHARED / "twface")
+    out = run_bench("calibration", default_run)
+    assert re.search(r"^profile rule: (logistic|prototypes), blend ", out, re.M), out
+    for k in (1, 2, 3):
+        assert re.search(rf"\| twface, other elicitation types \| {k} \| {NUM}% \| \*\*{NUM}%\*\* \| {NUM}% \| "
+                         rf"{NUM}% \| \d+ / \d+ \|", out), out
+    assert re.search(rf"\| twface, same elicitation type as the shots .*\| 1 \| {NUM}% \| \*\*{NUM}%\*\*", out), out
+    assert re.search(rf"adaptation \(.+\): {NUM} ms for 21 whole photos, of which {NUM} ms finding", out), out
+    out = run_bench("calibration", default_run, "--choose")
+    assert re.search(rf"^development people .*no profile {NUM}%", out, re.M), out
+    assert re.search(rf"logistic +best {NUM}% at blend ", out), out

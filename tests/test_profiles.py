@@ -138,6 +138,27 @@ def test_damaged_and_foreign_files_get_a_clear_message(profile, tmp_path):
             store.import_bytes(content)
 
 
+def test_a_profile_of_the_earlier_rule_is_refused_with_what_to_do(profile, tmp_path):
+    """Version 1 profiles hold vectors of another layer, uncentred: refused, saying to make the profile again."""
+    from fer_core.profiles import ProfileFileError, ProfileStore
+    store = ProfileStore(tmp_path)
+    (tmp_path / "old.json").write_text(json.dumps({**_json_of(profile), "version": 1}))
+    with pytest.raises(ProfileFileError, match="earlier version of Calibrate to me.*make the profile again"):
+        store.load("old")
+
+
+def test_the_profile_keeps_the_persons_neutral_face(profile, tmp_path):
+    from fer_core.profiles import ProfileStore
+    assert profile.centre is not None and profile.centre.shape == next(iter(profile.prototypes.values())).shape
+    ProfileStore(tmp_path).save(profile)
+    np.testing.assert_allclose(ProfileStore(tmp_path).load("Performer 14").centre, profile.centre, atol=1e-5)
+
+
+def _json_of(profile) -> dict:
+    from fer_core.profiles.store import to_json
+    return json.loads(json.dumps(to_json(profile)))
+
+
 def test_a_profile_of_another_model_is_refused(profile):
     from fer_core.profiles import ProfileModelError
     from fer_core.serve.recognizer import EmotionRecognizer

@@ -1,10 +1,12 @@
-"""A profile: one person's mean face per emotion in the model's embedding space, and the rule that uses it.
+"""A profile: one person's faces per emotion in the model's embedding space, and the rule that uses it.
 
 People show emotions in their own way; a general model reads a stranger at about half right. A few
-shots of the user give one prototype per emotion, and the answer becomes a blend of the model's own
-probabilities and how close the face is to each of the user's prototypes. A profile holds embeddings
-and metadata only, never photos, and belongs to the model it was made with: another model's embedding
-space is a different space, so using it there would give confident wrong answers.
+shots of the user give a small head (or one prototype per emotion), and the answer becomes a blend of the
+model's own probabilities and the head's. Before either sees a face, the person's own neutral face (the mean
+of their neutral shots, else of all their shots) is taken off its embedding, so what is left is how far the
+face has moved from that person's resting face rather than who the person is. A profile holds embeddings and
+metadata only, never photos, and belongs to the model it was made with: another model's embedding space is a
+different space, so using it there would give confident wrong answers.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from fer_core.errors import UserError
 # The rule's constants, chosen once by `python -m bench.calibration --choose` on development people (twface
 # performers 01-10, both headline models, k = 1, 2, 3 shots per emotion of one elicitation type, scored on their
 # photos of the other types): the grid point with the best mean accuracy. The trained head beat the prototypes
-# there, so profiles carry one. The people the benchmark's table scores (twface 11-30, CK+) took no part in the
-# choice. BLEND is the weight of the profile's answer, 1 - BLEND that of the base model.
+# there, so profiles carry one; so did taking the person's neutral face off the embeddings (embed.py says which
+# embedding). The people the benchmark's table scores (twface 11-30, CK+) took no part in the choice. BLEND is the
+# weight of the profile's answer, 1 - BLEND that of the base model.
 METHOD = "logistic"         # "logistic": a small head trained on the shots; "prototypes": cosine to their means
-BLEND = 0.4
-HEAD_L2 = 0.001             # the trained head's weight decay
-TEMPERATURE = 0.03          # the prototypes' cosine temperature (METHOD "prototypes")
+BLEND = 0.6
+HEAD_L2 = 0.01              # the trained head's weight decay
+TEMPERATURE = 0.1           # the prototypes' cosine temperature (METHOD "prototypes"; best there at BLEND 0.6 too)
 # A face crop this small (pixels, longest side) where the detector finds no face is taken as the face itself.
 CROP_SIZED = 320
 
@@ -65,6 +68,7 @@ class Profile:
     blend: float = BLEND
     temperature: float = TEMPERATURE
     head: dict | None = None                # the trained head, where METHOD made one: {"weights", "bias", "classes"}
+    centre: np.ndarray | None = None        # the person's neutral face (raw embedding), taken off every face
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
     def summary(self) -> str:
@@ -129,6 +133,21 @@ def l2_normalise(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-8)
 
 
+def person_centre(embeddings: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """The person's resting face: the mean raw embedding of their neutral shots (and mirrors), else of all shots."""
+    embeddings = np.asarray(embeddings, np.float32)
+    return embeddings[neutral].mean(axis=0) if np.any(neutral) else embeddings.mean(axis=0)
+
+
+def centred(embeddings: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
+    """Unit vectors of the faces less the person's resting face: how the face moved, not whose it is."""
+    return l2_normalise(np.asarray(embeddings, np.float32) - (0 if centre is None else centre))
+
+
+def is_neutral(class_names) -> np.ndarray:
+    return np.array([canonical(c) == "neutral" for c in class_names], bool)
+
+
 def prototypes_from(embeddings: np.ndarray) -> np.ndarray:
     """Mean of the unit embeddings of the shots and their mirrors, as a unit vector."""
     return l2_normalise(l2_normalise(embeddings).mean(axis=0))
@@ -147,8 +166,10 @@ def make_profile(name: str, shots: dict[str, list[np.ndarray]], recognizer) -> P
     if not inputs:
         raise ProfileError("no shots given: a profile needs at least one photo of one emotion")
     x = np.stack(inputs)
-    emb, _ = recognizer.embed(np.concatenate([x, x[:, :, ::-1, :]]))
+    raw, _ = recognizer.embed(np.concatenate([x, x[:, :, ::-1, :]]))
     owners = np.array(owners * 2)
+    centre = person_centre(raw, is_neutral(owners))
+    emb = centred(raw, centre)
     protos = {c: prototypes_from(emb[owners == c]) for c in classes if (owners == c).any()}
     counts = {c: int((owners == c).sum() // 2) for c in classes}
     covered = [c for c in classes if c in protos]
@@ -158,7 +179,7 @@ def make_profile(name: str, shots: dict[str, list[np.ndarray]], recognizer) -> P
         head = {"weights": w, "bias": bias, "classes": covered}
     return Profile(name=name, model_run=Path(recognizer.run_dir).name if recognizer.run_dir else "",
                    model_fingerprint=model_fingerprint(recognizer.run_dir), class_names=classes,
-                   prototypes=protos, shots=counts, head=head)
+                   prototypes=protos, shots=counts, head=head, centre=centre)
 
 
 HEAD_SCALE = 10.0       # unit embeddings times this, so plain gradient descent reaches confident answers quickly
@@ -208,6 +229,7 @@ def apply_profile(profile: Profile, embeddings: np.ndarray, base_probs: np.ndarr
     """Probabilities (N, classes) for faces of the profile's person, from their embeddings and the base answer:
     its trained head where it has one, else its prototypes."""
     classes = profile.class_names
+    embeddings = centred(embeddings, profile.centre) if len(embeddings) else embeddings
     if profile.head and len(embeddings):
         idx = [classes.index(c) for c in profile.head["classes"]]
         q = head_probs(profile.head["weights"], profile.head["bias"], embeddings)

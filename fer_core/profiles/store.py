@@ -17,7 +17,8 @@ from fer_core.profiles.profile import Profile, ProfileError, check_name
 
 DEFAULT_PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"     # beside runs/, git-ignored
 FORMAT = "emotion-studio-profile"
-VERSION = 1
+VERSION = 2                 # 2: pooled convolutional features less the person's neutral face (1: the layer before
+                            # the classifier, as they were); a profile's vectors only mean something to its rule
 MAX_BYTES = 2_000_000       # a profile is a few tens of kB; a large file is not one
 
 
@@ -34,6 +35,7 @@ def to_json(profile: Profile) -> dict:
             "model_fingerprint": profile.model_fingerprint, "created": profile.created,
             "class_names": list(profile.class_names), "shots": dict(profile.shots),
             "blend": profile.blend, "temperature": profile.temperature,
+            "centre": None if profile.centre is None else _floats(profile.centre),
             "prototypes": {c: _floats(p) for c, p in profile.prototypes.items()},
             "head": None if not profile.head else {"classes": list(profile.head["classes"]),
                                                    "weights": _floats(profile.head["weights"]),
@@ -57,11 +59,25 @@ def _head(data) -> dict | None:
     return head
 
 
+def _centre(data, widths: set) -> np.ndarray | None:
+    """The person's neutral face: one finite vector as wide as the prototypes."""
+    if data is None:
+        return None
+    centre = np.asarray(data, np.float32)
+    if centre.ndim != 1 or not np.isfinite(centre).all() or (widths and {centre.shape} != widths):
+        raise ValueError("the neutral face is not one vector as wide as the prototypes")
+    return centre
+
+
 def from_json(data: dict, where: str) -> Profile:
     """A Profile from parsed JSON, with one clear message for each way a file can be wrong."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ProfileFileError(f"{where} is not an Emotion Studio profile (no '\"format\": \"{FORMAT}\"' in it); "
                                "import a file exported by 'Export profile' or 'python -m fer_core profile export'")
+    if data.get("version") == 1:
+        raise ProfileFileError(f"{where} was made by an earlier version of Calibrate to me, whose vectors this "
+                               "version cannot use (it now compares faces in another layer of the model, less the "
+                               "person's neutral face); make the profile again from a few shots per emotion")
     if data.get("version") != VERSION:
         raise ProfileFileError(f"{where} is a profile of format version {data.get('version')}, which this app "
                                f"does not read (it reads version {VERSION}); export it again from this app")
@@ -76,7 +92,8 @@ def from_json(data: dict, where: str) -> Profile:
                        model_fingerprint=str(data["model_fingerprint"]), class_names=classes, prototypes=protos,
                        shots={str(k): int(v) for k, v in data.get("shots", {}).items()},
                        blend=float(data["blend"]), temperature=float(data["temperature"]),
-                       created=str(data.get("created", "")), head=_head(data.get("head")))
+                       created=str(data.get("created", "")), head=_head(data.get("head")),
+                       centre=_centre(data.get("centre"), widths))
     except (KeyError, TypeError, ValueError) as e:
         raise ProfileFileError(f"{where} is a damaged profile ({type(e).__name__}: {e}); delete it and make the "
                                "profile again, or import a good copy") from None
