@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core.config import TrainConfig, choices, help_text
+from fer_core.config import TrainConfig, bounds, choices, help_text
 from fer_core.data.datasets import load_dataset
 from fer_core.errors import UserError
 from fer_core.model.backbones import BACKBONES
@@ -80,7 +80,7 @@ def split_spec() -> str:
     return kind
 
 
-FORM_DEFAULTS = {**TrainConfig().to_dict(), "backbone": "fer_vgg", "epochs": 30}
+FORM_DEFAULTS = TrainConfig().to_dict()          # the declared defaults (config.py), the CLI's too
 
 
 def k(name: str) -> str:
@@ -141,21 +141,25 @@ def weights_choice(backbone: str) -> str | None:
     return "run:" + same[i]["path"]
 
 
+def number(container, label: str, name: str, **kw):
+    """A number field for one option: its range and step are the option's declaration in config.py."""
+    return container.number_input(label, **bounds(name), key=k(name), **kw)
+
+
 def main_options(c1, c2) -> dict:
     with c1:
         backbone = st.selectbox("Backbone", list(BACKBONES), key=k("backbone"))
         bb = BACKBONES[backbone]
         weights = weights_choice(backbone)
-        input_size = st.number_input(f"Input size (0 = {bb.default_size}, the backbone's default)", 0, 320,
-                                     key=k("input_size"), help=f"At least {bb.min_size}. Faces are upscaled from 48x48.")
+        input_size = number(st, f"Input size (0 = {bb.default_size}, the backbone's default)", "input_size",
+                            help=f"At least {bb.min_size}. Faces are upscaled from 48x48.")
         split = split_spec()
     with c2:
-        st.number_input("Epochs", 0, 1000, key=k("epochs"))
-        st.number_input("Batch size", 1, 1024, key=k("batch_size"))
-        st.number_input("Learning rate", 1e-6, 0.9, key=k("learning_rate"), format="%.6f")
+        number(st, "Epochs", "epochs")
+        number(st, "Batch size", "batch_size")
+        number(st, "Learning rate", "learning_rate", format="%.6f")
         st.selectbox("Learning-rate schedule", choices("schedule"), key=k("schedule"), help=help_text("schedule"))
-        st.number_input("Time budget in seconds (0 = none)", 0.0, 1e7, key=k("max_train_seconds"),
-                        help=help_text("max_train_seconds"))
+        number(st, "Time budget in seconds (0 = none)", "max_train_seconds", help=help_text("max_train_seconds"))
         st.checkbox("Augmentation (flips, shifts, zoom, rotation)", key=k("augment"))
         st.checkbox("Class weights (balance rare emotions)", key=k("class_weights"))
     return {"backbone": backbone, "weights": weights, "input_size": int(input_size), "split": split}
@@ -165,20 +169,20 @@ def more_options() -> None:
     with st.expander("Freezing and fine-tuning (pre-trained weights)"):
         st.checkbox("Train the new head on a frozen base first", key=k("freeze_base"))
         f1, f2, f3 = st.columns(3)
-        f1.number_input("Then unfreeze the top N base layers (-1 = all, 0 = none)", -1, 1000, key=k("fine_tune_layers"))
-        f2.number_input("Fine-tune epochs", 0, 1000, key=k("fine_tune_epochs"))
-        f3.number_input("Fine-tune learning rate", 1e-8, 0.1, key=k("fine_tune_lr"), format="%.7f")
+        number(f1, "Then unfreeze the top N base layers (-1 = all, 0 = none)", "fine_tune_layers")
+        number(f2, "Fine-tune epochs", "fine_tune_epochs")
+        number(f3, "Fine-tune learning rate", "fine_tune_lr", format="%.7f")
     with st.expander("More options"):
         a1, a2, a3 = st.columns(3)
         a1.selectbox("Optimizer", choices("optimizer"), key=k("optimizer"), help=help_text("optimizer"))
-        a2.number_input("Early-stopping patience (0 = off)", 0, 1000, key=k("early_stopping"))
-        a3.number_input("Max training images (0 = all; quick trials)", 0, 10_000_000, step=100, key=k("max_samples"))
-        a1.number_input("Dropout", 0.0, 0.95, key=k("dropout"))
-        a2.number_input("Weight decay (L2)", 0.0, 1.0, key=k("weight_decay"), format="%.5f")
-        a3.number_input("Label smoothing", 0.0, 0.5, key=k("label_smoothing"))
-        a1.number_input("Head units", 8, 4096, key=k("head_units"))
-        a2.number_input("Seed", 0, 2 ** 31 - 1, key=k("seed"))
-        a3.number_input("Mixup alpha (0 = off)", 0.0, 4.0, key=k("mixup"), help=help_text("mixup"))
+        number(a2, "Early-stopping patience (0 = off)", "early_stopping")
+        number(a3, "Max training images (0 = all; quick trials)", "max_samples")
+        number(a1, "Dropout", "dropout")
+        number(a2, "Weight decay (L2)", "weight_decay", format="%.5f")
+        number(a3, "Label smoothing", "label_smoothing")
+        number(a1, "Head units", "head_units")
+        number(a2, "Seed", "seed")
+        number(a3, "Mixup alpha (0 = off)", "mixup", help=help_text("mixup"))
         a1.selectbox("Keep", choices("keep"), key=k("keep"), help=help_text("keep"),
                      format_func={"best": "best validation epoch", "last": "last epoch"}.get)
         a2.selectbox("Test-time augmentation", choices("test_tta"), key=k("test_tta"), help=help_text("test_tta"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from fer_core.config import MAX_INPUT_SIZE
 from fer_core.errors import UserError
 from fer_core.model.kerasenv import keras
 from fer_core.model.layers import BackbonePreprocess, GrayToRGB
@@ -291,8 +292,9 @@ def resolve_input_size(backbone: str, input_size: int) -> int:
     if size < bb.min_size:
         raise ModelConfigError(f"input size {size} is too small for {backbone}: it needs at least "
                                f"{bb.min_size}x{bb.min_size} (its pooling stages would shrink the face to nothing).")
-    if size > 320:
-        raise ModelConfigError(f"input size {size} is larger than this app supports (320); 48-224 are sensible.")
+    if size > MAX_INPUT_SIZE:
+        raise ModelConfigError(f"input size {size} is larger than this app supports ({MAX_INPUT_SIZE}); 48-224 are "
+                               "sensible.")
     return size
 
 
