@@ -10,7 +10,6 @@ import streamlit as st
 
 from fer_core.report import browse, compare
 from fer_core.runs import defaults
-from fer_core.runs import queue as jobs
 from fer_core.runs import store as runstore
 from pages._common import ensure_app_navigation, literal, runs_dir
 from pages._run_charts import confusion_figure, grouped_f1_figure, overlay_figure
@@ -71,7 +70,7 @@ def differences(runs: list[dict]) -> None:
 
 
 def curves(runs: list[dict]) -> None:
-    series = {r["name"]: jobs.read_history(r["path"]) for r in runs}
+    series = {r["name"]: runstore.read_history(r["path"]) for r in runs}
     series = {k: v for k, v in series.items() if v}
     if not series:
         st.info("None of these runs has a history.csv.")

@@ -134,7 +134,7 @@ def overview(run: dict) -> None:
 
 
 def curves(run: dict) -> None:
-    history = jobs.read_history(run["path"])
+    history = runstore.read_history(run["path"])
     if not history:
         st.info("No epochs recorded (history.csv is missing or empty).")
         return

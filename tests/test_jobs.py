@@ -94,7 +94,7 @@ def test_cap_and_cancel(tmp_path, ckplus):
     assert jobs.wait(first, timeout=120) == "cancelled", jobs.log_tail(first)
     run = runstore.read_run(first)
     assert (first / "model.keras").is_file()              # the checkpoint is kept
-    assert 1 <= len(jobs.read_history(first)) < 30        # stopped early
+    assert 1 <= len(runstore.read_history(first)) < 30        # stopped early
     assert run["epochs_done"] >= 1
 
     # the queue moves on by itself (the cancelled run's process starts the next one as it ends),
@@ -161,7 +161,7 @@ def test_a_cancelled_run_resumes_from_its_checkpoint_through_the_queue(tmp_path,
     assert runstore.read_run(run_dir)["status"] == "queued"
     assert jobs.start_queued(tmp_path, 1) == [run_dir]
     assert jobs.wait(run_dir, timeout=300) == "completed", jobs.log_tail(run_dir)
-    assert [int(h["epoch"]) for h in jobs.read_history(run_dir)] == [1, 2, 3, 4, 5, 6]
+    assert [int(h["epoch"]) for h in runstore.read_history(run_dir)] == [1, 2, 3, 4, 5, 6]
     assert f"resuming after epoch {done_before}" in (run_dir / "train.log").read_text()
     assert not jobs.can_resume(runstore.read_run(run_dir))
 

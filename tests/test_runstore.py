@@ -150,3 +150,18 @@ def test_rename_changes_the_display_name_only(tmp_path):
     assert runstore.read_run(d)["name"] == "my best model" and d.is_dir()
     with pytest.raises(runstore.RunStoreError):
         runstore.rename_run(d, "   ")
+
+
+# ---------------------------------------------------------------- history.csv, read by column name
+def test_history_is_read_by_column_name_whatever_the_order(tmp_path):
+    rows = [{"epoch": 1, "phase": "frozen", "loss": 1.5, "accuracy": 0.4, "val_loss": 1.6, "val_accuracy": 0.35,
+             "learning_rate": 0.001, "seconds": 12.5},
+            {"epoch": 2, "phase": "full", "loss": 1.2, "accuracy": 0.5, "val_loss": None, "val_accuracy": None,
+             "learning_rate": 1e-05, "seconds": 11.0}]
+    runstore.write_history(tmp_path, rows)
+    assert runstore.read_history(tmp_path) == rows
+    shuffled = ["seconds", "val_accuracy", "epoch", "phase"]        # a file with other columns, in another order
+    runstore.write_csv_atomic(runstore.history_path(tmp_path), shuffled, [[9.0, 0.7, 3, "full"]])
+    assert runstore.read_history(tmp_path) == [{"seconds": 9.0, "val_accuracy": 0.7, "epoch": 3, "phase": "full"}]
+    runstore.history_path(tmp_path).unlink()
+    assert runstore.read_history(tmp_path) == []

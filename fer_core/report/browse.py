@@ -55,8 +55,9 @@ def best_and_last(run: dict) -> dict:
 
 @functools.lru_cache(maxsize=4096)
 def _best_and_last(path: str, _stamp) -> dict:
-    rows = runstore.read_history_rows(path)
-    vals = [(int(r[0]), float(r[5])) for r in rows if len(r) > 5 and r[5] not in ("", "None")]
+    rows = runstore.read_history(path)
+    vals = [(int(r["epoch"]), r["val_accuracy"]) for r in rows
+            if r.get("epoch") is not None and r.get("val_accuracy") is not None]
     if not vals:
         return {"best val accuracy": None, "best epoch": None, "last val accuracy": None}
     best = max(vals, key=lambda v: v[1])

@@ -134,16 +134,16 @@ def minutes_table(runs_dir: Path, marks=(5, 10, 20, 30, 45, 60, 85, 120, 150, 17
     headline recipe; a run that continued another counts that run's minutes first."""
     rows = []
     for run_id in (FER2013_SCRATCH_RUN_ID, FER2013_RUN_ID, FERPLUS_RUN_ID):
-        history = runstore.read_history_rows(runs_dir / run_id)
+        history = runstore.read_history(runs_dir / run_id)
         if not history:
             continue
         start = _minutes_before(runs_dir, run_id)
         cells, spent, best, i = [], start, None, 0
-        total = start + sum(float(row[7]) for row in history)
+        total = start + sum(row["seconds"] or 0.0 for row in history)
         for mark in marks:
-            while i < len(history) and spent + float(history[i][7]) <= mark * 60:
-                spent += float(history[i][7])
-                best = max(best or 0.0, float(history[i][5]))
+            while i < len(history) and spent + (history[i]["seconds"] or 0.0) <= mark * 60:
+                spent += history[i]["seconds"] or 0.0
+                best = max(best or 0.0, history[i]["val_accuracy"] or 0.0)
                 i += 1
             reached = spent - start >= 0.5 * (mark * 60 - start) and total >= 0.98 * mark * 60
             cells.append(_fmt(best, True) if best is not None and reached else "–")   # "–": not run that long

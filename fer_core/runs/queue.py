@@ -17,7 +17,6 @@ it as it ends (`start_next_queued`), so the queue moves on with no page open, or
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import fcntl
 import os
@@ -231,34 +230,13 @@ def wait(run_dir, timeout: float = 600, poll: float = 1.0) -> str:
 
 
 # ---------------------------------------------------------------- progress for the pages
-def read_history(run_dir) -> list[dict]:
-    """history.csv as a list of dicts with numbers as floats; [] when absent or damaged."""
-    try:
-        with open(runstore.history_path(run_dir), newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
-    out = []
-    for r in rows:
-        row = {}
-        for k, v in r.items():
-            if k is None:
-                continue
-            try:
-                row[k] = float(v) if k != "phase" else v
-            except (TypeError, ValueError):
-                row[k] = None
-        out.append(row)
-    return out
-
-
 def progress(run_dir) -> dict:
     """What the Train page shows for a job: status, epoch of epochs, ETA, latest metrics, history."""
     run_dir = Path(run_dir)
     info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
     cfg = info.get("config", {})
     p = runstore.read_json(runstore.progress_path(run_dir), {}) or {}
-    history = read_history(run_dir)
+    history = runstore.read_history(run_dir)
     total = p.get("epochs") or (cfg.get("epochs", 0) + (cfg.get("fine_tune_epochs", 0)
                                                         if cfg.get("fine_tune_layers") else 0))
     return {
