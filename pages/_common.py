@@ -119,10 +119,11 @@ DETECTOR_LABELS = {"blazeface": "BlazeFace (MediaPipe): any pose, small faces",
 
 
 def detector_settings(key: str, min_size_default: int = 20):
-    """The sidebar's face-detector choice and settings -> a fresh detector for this run of the page.
+    """The sidebar's face-detector choice and settings -> (this page session's detector, its settings).
 
-    Made per run, not cached: a LiteRT interpreter must not be shared between sessions' threads, and
-    making one takes milliseconds once TensorFlow is loaded.
+    One detector per page session, made again only when its settings change: kept in the session's state,
+    not in a cache shared by sessions (each BlazeFace interpreter serves one thread; a session's script
+    and its webcam thread get one each from the detector's per-thread interpreters).
     """
     from fer_core.serve.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
     st.header("Face detector")
@@ -133,4 +134,9 @@ def detector_settings(key: str, min_size_default: int = 20):
                          help="Smaller finds small faces in big group photos; larger ignores background clutter.")
     sensitivity = st.slider("Sensitivity", 0.0, 1.0, 0.5, step=0.05, key=f"{key}_sensitivity",
                             help="Higher finds more faces, including some false ones.")
-    return make_detector(name, min_size, sensitivity), (name, min_size, sensitivity)
+    config = (name, min_size, sensitivity)
+    made = st.session_state.get(f"{key}_detector_made")
+    if made is None or made[0] != config:
+        made = (config, make_detector(name, min_size, sensitivity))
+        st.session_state[f"{key}_detector_made"] = made
+    return made[1], config

@@ -132,12 +132,10 @@ class EmotionRecognizer:
         photo=True: a still photo, worth the detector's slower search for small faces (`detect_photo`);
         video frames keep the per-frame search.
         """
-        detect_faces = getattr(self.detector, "detect_faces", None)
-        if photo and detect_faces is not None:
-            detect_faces = getattr(self.detector, "detect_photo", detect_faces)
-        if detect_faces is None:
+        if not self.detector.gives_keypoints:
             gray = to_gray(image) if image.ndim == 3 else image
             return [Face(tuple(int(v) for v in b), "") for b in reading_order(self.detector.detect(gray))]
+        detect_faces = self.detector.detect_photo if photo else self.detector.detect_faces
         found = []
         for d in reading_order(detect_faces(image)):
             angle = eye_angle(*d.eyes) if self.align else 0.0
