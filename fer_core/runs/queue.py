@@ -143,8 +143,8 @@ def launch(run_dir) -> int:
     resume = bool((runstore.read_json(runstore.run_json_path(run_dir), {}) or {}).get("resume_requested"))
     # `run` reads the config from run.json; whether to resume is decided here, as run.json's flag is reset below
     args = [sys.executable, "-m", "fer_core", "run", str(run_dir), *(["--resume"] if resume else [])]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", _CHAIN_ENV: str(run_dir.parent),
-           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    # `python -m` in the repository root finds fer_core there (the folder it runs in is on its path)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", _CHAIN_ENV: str(run_dir.parent)}
     with open(runstore.log_path(run_dir), "ab") as log:
         proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)

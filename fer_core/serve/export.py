@@ -103,7 +103,7 @@ def convert_to_tflite(model, quantize: str = "none", calibration: np.ndarray | N
 
 
 # ---------------------------------------------------------------- evaluation data
-def _evaluation_data(run_dir: Path, info: dict, data: str | None, size: int):
+def _evaluation_data(run_dir: Path, info: dict, data: str | None):
     """(test images, labels mapped to the model's classes, calibration images, description).
 
     The test and calibration (training) faces are the run's parts as report.evaluate.part_indices decides
@@ -166,8 +166,7 @@ def export_tflite(run_dir, quantize: str = "none", data: str | None = None, max_
         raise ExportError(f"{run_dir} has no model.keras; export a completed run (python -m fer_core runs).")
     info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
     model = load_model_safe(runstore.model_path(run_dir))
-    size = int(model.input_shape[1])
-    x_test, y_test, x_calib, where = _evaluation_data(run_dir, info, data, size)
+    x_test, y_test, x_calib, where = _evaluation_data(run_dir, info, data)
     if max_test_images:
         x_test, y_test = x_test[:max_test_images], y_test[:max_test_images]
 
