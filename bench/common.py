@@ -7,7 +7,6 @@ import os
 import platform
 import resource
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 

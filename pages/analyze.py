@@ -92,7 +92,8 @@ with st.sidebar:
     detector, _ = detector_settings("analyze")
 
 uploads = st.file_uploader("Photos", type=annotate.UPLOAD_TYPES, accept_multiple_files=True, key="analyze_files",
-                           help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame); colour or grayscale; up to 50 megapixels and 50 MB.")
+                           help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame); colour or grayscale; up to 50 "
+                                "megapixels and 50 MB.")
 
 if run_path is None:
     st.stop()
@@ -108,7 +109,8 @@ if not uploads:
 
 base = recognizer_for(run_path)
 run_name, run_id = runstore.read_run(run_path)["name"], Path(run_path).name
-st.caption(f"Model: {literal(run_name)}{'' if run_name == run_id else f' ({run_id})'} · classes: {', '.join(base.class_names)}")
+st.caption(f"Model: {literal(run_name)}{'' if run_name == run_id else f' ({run_id})'} · "
+           f"classes: {', '.join(base.class_names)}")
 recognizer = profiled          # the detector settings, and the profile where one is picked
 if profile_name:
     st.caption(f"Read with the calibration profile **{profile_name}** "

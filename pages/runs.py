@@ -118,7 +118,10 @@ def overview(run: dict) -> None:
                    f"better than always answering the largest class ({base:.1%}). Train longer (see the Train "
                    "page's presets), or check the learning rate.")
     m = st.columns(5)
-    fmt = lambda v, f="{:.1%}": "–" if v is None else f.format(v)
+
+    def fmt(v, f="{:.1%}"):
+        return "–" if v is None else f.format(v)
+
     m[0].metric("Best val accuracy", fmt(run["best_val_accuracy"]))
     m[1].metric("Test accuracy", fmt(run["test_accuracy"]))
     m[2].metric("Macro F1", fmt(run["macro_f1"], "{:.3f}"))

@@ -1,7 +1,7 @@
 """Train: choose a dataset and options, queue a run, and watch it train.
 
 Each run trains in its own process (`python -m fer_core train --run-dir ...`, launched by
-fer_core.jobs), so closing the browser or reloading the page does not stop it. The queue and
+fer_core.runs.queue), so closing the browser or reloading the page does not stop it. The queue and
 the progress shown here are read back from the run folders every few seconds.
 """
 
@@ -241,7 +241,8 @@ def job_card(run_dir: Path) -> None:
             top[0].markdown(f":material/hourglass_empty: **{literal(p['name'])}** — queued")
         else:
             phase = f", {p['phase']} phase" if p["phase"] else ""
-            top[0].markdown(f":material/model_training: **{literal(p['name'])}** — {'cancelling' if p['cancel_requested'] else 'running'}{phase}")
+            doing = "cancelling" if p["cancel_requested"] else "running"
+            top[0].markdown(f":material/model_training: **{literal(p['name'])}** — {doing}{phase}")
         top[1].button("Cancel", key=f"cancel-{run_dir.name}", disabled=p["cancel_requested"],
                       on_click=cancel_job, args=(run_dir, p["name"]))
         if p["status"] != "running":
@@ -283,7 +284,8 @@ def queue_panel() -> None:
                 if Path(d) not in active["running"] + active["queued"]]
     for d in reversed(finished):
         r = runstore.read_run(d)
-        icon = {"completed": ":material/check_circle:", "cancelled": ":material/stop_circle:"}.get(r["status"], ":material/error:")
+        icon = {"completed": ":material/check_circle:", "cancelled": ":material/stop_circle:"}.get(
+            r["status"], ":material/error:")
         acc = f", test accuracy {r['test_accuracy']:.1%}" if r["test_accuracy"] is not None else ""
         msg = f"{icon} **{literal(r['name'])}** {r['status']}{acc}"
         if r["error"]:

@@ -76,7 +76,8 @@ def test_compare_preselects_the_default_and_runs_of_its_dataset_that_learnt(tmp_
 
 def test_csv_rounds_and_ck_mistakes_come_one_per_sequence():
     assert compare.to_csv([{"a": 0.123456789, "b": "x"}]).splitlines()[1] == "0.1235,x"
-    items = [{"source": f"anger/S005_001_0000001{i}.png"} for i in (1, 2, 3)] + [{"source": "sad/S010_004_00000019.png"}]
+    items = ([{"source": f"anger/S005_001_0000001{i}.png"} for i in (1, 2, 3)]
+             + [{"source": "sad/S010_004_00000019.png"}])
     grouped = compare.one_per_sequence(items)
     assert [(g["sequence"], g["frames"]) for g in grouped] == [("S005_001", 3), ("S010_004", 1)]
 

@@ -68,8 +68,8 @@ def test_feature_cache_gives_the_same_head_as_the_plain_path(name):
     cfg = TrainConfig(dropout=0.0, learning_rate=1e-3)
 
     def frozen_model():
-        model, features, head = build_model(name, K, image_size=48, input_size=32, weights="none", head_units=32, dropout=0.0, l2=1e-4,
-                                            augment=False, seed=7)
+        model, features, head = build_model(name, K, image_size=48, input_size=32, weights="none", head_units=32,
+                                            dropout=0.0, l2=1e-4, augment=False, seed=7)
         freeze_base(features)
         return model, features, head
 

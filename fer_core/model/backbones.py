@@ -144,7 +144,7 @@ def _imagenet_base(bb: Backbone, app: Callable, size: int, weights):
     socket.setdefaulttimeout(20)   # fail fast when offline instead of hanging on a download
     try:
         return app(weights="imagenet", **kwargs)
-    except Exception as e:  # the download failed (offline, proxy, ...): say what to do instead
+    except Exception:  # the download failed (offline, proxy, ...): say what to do instead
         target = keras_cache_file(bb, size)
         raise WeightsError(
             f"could not download the ImageNet weights for {bb.name} (no internet connection?). "
@@ -301,7 +301,8 @@ def resolve_input_size(backbone: str, input_size: int) -> int:
 def build_model(backbone: str, num_classes: int, *, image_size: int = 48, input_size: int = 0,
                 weights: str = "none", head_units: int = 256, dropout: float = 0.5, l2: float = 1e-4,
                 augment: bool = True, photometric: bool = False, seed: int = 1337):
-    """-> (model, features, head). weights: 'imagenet', 'none' or a weights file path ('run:' is handled by training)."""
+    """-> (model, features, head). weights: 'imagenet', 'none' or a weights file path ('run:' is handled by
+    training)."""
     bb = get_backbone(backbone)
     size = resolve_input_size(backbone, input_size)
     if weights == "imagenet" and not bb.imagenet:

@@ -55,7 +55,8 @@ def runs_table(runs: list[dict]) -> list[dict]:
 
 
 def filter_rows(rows: list[dict], status=None, backbone=None, dataset=None, text: str = "") -> list[dict]:
-    """Keep rows whose status/backbone/dataset are among the chosen ones (empty = any) and whose name or id has `text`."""
+    """Keep rows whose status/backbone/dataset are among the chosen ones (empty = any) and whose name or id has
+    `text`."""
     text = (text or "").strip().lower()
     out = []
     for r in rows:

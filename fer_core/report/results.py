@@ -98,14 +98,16 @@ def fer2013_candidates_table(runs_dir: Path) -> str:
             continue
         r = runstore.read_run(runs_dir / run_id)
         m, cfg = r.get("metrics") or {}, r["info"].get("config") or {}
-        rows.append([run_id, cfg.get("weights"), cfg.get("learning_rate"), _fmt((r.get("train_seconds") or 0) / 60, digits=0),
-                     r.get("epochs_done"), _fmt((m.get("val") or {}).get("accuracy"), True),
+        rows.append([run_id, cfg.get("weights"), cfg.get("learning_rate"),
+                     _fmt((r.get("train_seconds") or 0) / 60, digits=0), r.get("epochs_done"),
+                     _fmt((m.get("val") or {}).get("accuracy"), True),
                      _fmt((m.get("test") or {}).get("accuracy"), True),
                      "headline" if run_id == FER2013_RUN_ID else ""])
     if not rows:
         return ""
     return "### FER2013 runs tried (chosen on PublicTest)\n\n" + markdown(rows, [
-        "run", "starts from", "learning rate", "train min", "epochs", "val acc (PublicTest)", "test acc (PrivateTest)", ""])
+        "run", "starts from", "learning rate", "train min", "epochs", "val acc (PublicTest)",
+        "test acc (PrivateTest)", ""])
 
 
 def unseen_people_table(runs_dir: Path) -> str:

@@ -100,9 +100,10 @@ class EmotionRecognizer:
     def classify(self, faces) -> np.ndarray:
         """Probabilities (N, classes) for a batch of face crops, in one model call per 256 faces, scaled by the
         run's fitted temperature where it has one (predict_fn itself gives the model's own)."""
-        if isinstance(faces, np.ndarray) and faces.ndim == 4 and faces.shape[1:] == (self.input_size, self.input_size, 1):
+        side = (self.input_size, self.input_size)
+        if isinstance(faces, np.ndarray) and faces.ndim == 4 and faces.shape[1:] == (*side, 1):
             x = faces.astype(np.float32, copy=False)
-        elif isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[1:] == (self.input_size, self.input_size):
+        elif isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[1:] == side:
             x = faces.astype(np.float32)[..., None]
         else:
             x = self.preprocess_faces(list(faces))
@@ -198,7 +199,8 @@ class EmotionRecognizer:
 EMOTION_COLORS_BGR = {name: color_bgr(name) for name in EMOTION_COLORS}   # from the one table in data.emotions
 
 
-def draw_faces(image_bgr: np.ndarray, faces: list[Face], copy: bool = True, numbers: list[int] | None = None) -> np.ndarray:
+def draw_faces(image_bgr: np.ndarray, faces: list[Face], copy: bool = True,
+               numbers: list[int] | None = None) -> np.ndarray:
     """Boxes and `N: emotion 87%` labels, scaled to the image so they stay readable on 12-MP photos.
 
     N is the face's number in reading order (or `numbers`, e.g. a video's face ids). A label sits above
