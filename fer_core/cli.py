@@ -13,7 +13,7 @@ import os
 import sys
 
 from fer_core.config import DEFAULT_RUNS_DIR, TrainConfig, options
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 
 def _bool(s: str) -> bool:
@@ -231,7 +231,7 @@ def cmd_train(a) -> int:
     from fer_core.train.loop import train
     run_dir = train(cfg, run_dir=a.run_dir)
     from fer_core.runs.store import read_json
-    status = (read_json(runstore.run_json_path(run_dir), {}) or {}).get("status")
+    status = (read_json(store.run_json_path(run_dir), {}) or {}).get("status")
     print(run_dir)
     return 0 if status == "completed" else 3
 

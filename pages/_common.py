@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core.runs import defaults
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 
 def ensure_app_navigation() -> None:
@@ -48,13 +48,13 @@ def runs_dir() -> Path:
 
 
 def completed_runs() -> list[dict]:
-    return [r for r in runstore.list_runs(runs_dir()) if r["status"] == "completed" and r["has_model"]]
+    return [r for r in store.list_runs(runs_dir()) if r["status"] == "completed" and r["has_model"]]
 
 
 def default_run_path() -> Path | None:
     """The committed default model, or else the newest completed run."""
     d = runs_dir() / defaults.DEFAULT_RUN_ID
-    if runstore.model_path(d).is_file():
+    if store.model_path(d).is_file():
         return d
     runs = completed_runs()
     return Path(runs[0]["path"]) if runs else None
@@ -62,7 +62,7 @@ def default_run_path() -> Path | None:
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
 def get_recognizer(run_path: str, stamp: tuple = ()):
-    """One loaded model per run per server (not per page or session). `stamp` (runstore.model_stamp: the model
+    """One loaded model per run per server (not per page or session). `stamp` (store.model_stamp: the model
     files' times and sizes) is part of the cache key, so a model replaced in place is loaded again; an argument
     named with a leading underscore would be left out of the key."""
     from fer_core.serve.recognizer import EmotionRecognizer
@@ -73,7 +73,7 @@ def recognizer_for(run_path: str | Path):
     """The run's recognizer; a model this version cannot load stops the page with the reason, not a traceback."""
     from fer_core.errors import UserError
     try:
-        return get_recognizer(str(run_path), runstore.model_stamp(run_path))
+        return get_recognizer(str(run_path), store.model_stamp(run_path))
     except UserError as e:
         st.error(f"{e} Pick another model in the sidebar.")
         st.stop()

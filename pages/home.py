@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from pages._common import default_run_path, ensure_app_navigation, literal
 from pages._registry import home_links
 
@@ -23,7 +23,7 @@ if run_path is None:
     st.warning("No trained model yet. Train one on the Train page (or restore the default run in runs/); "
                "Analyze and Webcam need one.")
 else:
-    run = runstore.read_run(run_path)
+    run = store.read_run(run_path)
     classes = run["info"].get("class_names") or (run["metrics"] or {}).get("class_names") or []
     acc = run["test_accuracy"]
     st.metric("Run", literal(run["name"]))          # its own row: in a third of the page a long name was cut

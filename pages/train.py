@@ -17,8 +17,8 @@ from fer_core.data.datasets import load_dataset
 from fer_core.errors import UserError
 from fer_core.model.backbones import BACKBONES
 from fer_core.progress import format_seconds
-from fer_core.runs import queue as jobs
-from fer_core.runs import store as runstore
+from fer_core.runs import queue
+from fer_core.runs import store
 from fer_core.runs.defaults import SHARED_DATA
 from pages._common import completed_runs, ensure_app_navigation, literal, readable_path, runs_dir
 from pages._run_charts import curves_figure
@@ -213,8 +213,8 @@ def config_form() -> TrainConfig | None:
 
 def launch(cfg: TrainConfig) -> None:
     try:
-        run_dir = jobs.enqueue(runs_dir(), cfg)
-        jobs.start_queued(runs_dir())
+        run_dir = queue.enqueue(runs_dir(), cfg)
+        queue.start_queued(runs_dir())
     except UserError as e:
         st.error(str(e))
         return
@@ -222,19 +222,19 @@ def launch(cfg: TrainConfig) -> None:
         st.error(f"Cannot write the run folder: {e}")
         return
     st.session_state.setdefault("launched", []).append(str(run_dir))
-    st.success(f"Queued **{literal(runstore.read_run(run_dir)['name'])}** ({run_dir.name}). Progress below.")
+    st.success(f"Queued **{literal(store.read_run(run_dir)['name'])}** ({run_dir.name}). Progress below.")
 
 
 def cancel_job(run_dir: Path, name: str) -> None:
     """Button callback: runs before the panel redraws, so the card already shows the new state."""
     try:
-        st.toast(f"{literal(name)}: {jobs.cancel(run_dir)}")
+        st.toast(f"{literal(name)}: {queue.cancel(run_dir)}")
     except UserError as e:
         st.toast(f"{literal(name)}: {e}")
 
 
 def job_card(run_dir: Path) -> None:
-    p = jobs.progress(run_dir)
+    p = queue.progress(run_dir)
     with st.container(border=True):
         top = st.columns([4, 1])
         if p["status"] == "queued":
@@ -271,8 +271,8 @@ def queue_panel() -> None:
     """Polled every 3 s: starts queued runs when a slot is free and redraws every job's progress."""
     root = runs_dir()
     try:
-        jobs.start_queued(root)
-        active = jobs.active_jobs(root)
+        queue.start_queued(root)
+        active = queue.active_jobs(root)
     except (OSError, UserError) as e:
         st.error(f"Cannot read the run store {root}: {e}")
         return
@@ -283,7 +283,7 @@ def queue_panel() -> None:
     finished = [Path(d) for d in st.session_state.get("launched", [])
                 if Path(d) not in active["running"] + active["queued"]]
     for d in reversed(finished):
-        r = runstore.read_run(d)
+        r = store.read_run(d)
         icon = {"completed": ":material/check_circle:", "cancelled": ":material/stop_circle:"}.get(
             r["status"], ":material/error:")
         acc = f", test accuracy {r['test_accuracy']:.1%}" if r["test_accuracy"] is not None else ""
@@ -301,8 +301,8 @@ if st.button("Launch training", type="primary", disabled=cfg is None):
     launch(cfg)
 
 st.subheader("Queue")
-cap = st.number_input("Trainings at once", 1, 16, jobs.max_concurrent(runs_dir()),
+cap = st.number_input("Trainings at once", 1, 16, queue.max_concurrent(runs_dir()),
                       help="Queued runs start when fewer than this many are training. Each one uses all CPU cores.")
-if cap != jobs.max_concurrent(runs_dir()):
-    jobs.set_max_concurrent(runs_dir(), int(cap))
+if cap != queue.max_concurrent(runs_dir()):
+    queue.set_max_concurrent(runs_dir(), int(cap))
 queue_panel()

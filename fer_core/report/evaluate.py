@@ -13,7 +13,7 @@ from fer_core.data.emotions import canonical
 from fer_core.data.splits import make_split
 from fer_core.report.calibration import calibration_figures
 from fer_core.report.evaluation import evaluate_arrays, match_labels, tta_mode
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 
 def load_run_data(run_dir, info: dict, data: str | None = None):
@@ -40,19 +40,19 @@ class RunModel:
     def load(cls, run_dir, engine: str = "keras") -> "RunModel":
         from fer_core.model.predict import make_predict_fn, make_tflite_fn
         from fer_core.model.saving import load_model_safe
-        path = runstore.model_path(run_dir)
+        path = store.model_path(run_dir)
         if not path.is_file():
             raise FileNotFoundError(f"{run_dir} has no model.keras (the run may have failed before its first epoch)")
-        if engine == "litert" and not runstore.tflite_path(run_dir).is_file():
+        if engine == "litert" and not store.tflite_path(run_dir).is_file():
             raise FileNotFoundError(f"{run_dir} has no model.tflite; export it first: "
                                     f"python -m fer_core export {run_dir}")
-        info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
-        metrics = runstore.read_json(runstore.metrics_path(run_dir), {}) or {}
+        info = store.read_json(store.run_json_path(run_dir), {}) or {}
+        metrics = store.read_json(store.metrics_path(run_dir), {}) or {}
         model = load_model_safe(path)
         classes = info.get("class_names") or metrics.get("class_names") or [
             f"class_{i}" for i in range(model.output_shape[-1])]
-        fn = make_tflite_fn(runstore.tflite_path(run_dir)) if engine == "litert" else make_predict_fn(model)
-        return cls(fn, list(classes), runstore.read_temperature(run_dir))
+        fn = make_tflite_fn(store.tflite_path(run_dir)) if engine == "litert" else make_predict_fn(model)
+        return cls(fn, list(classes), store.read_temperature(run_dir))
 
 
 def part_indices(run_dir, info: dict, ds, part: str, same_data: bool) -> tuple[np.ndarray, str]:
@@ -62,7 +62,7 @@ def part_indices(run_dir, info: dict, ds, part: str, same_data: bool) -> tuple[n
         return np.arange(len(ds)), "every face"
     if part not in ("train", "val", "test"):
         raise DatasetError(f"unknown split '{part}'; use train, val, test or all")
-    recorded = runstore.read_json(runstore.split_path(run_dir), {}) or {}
+    recorded = store.read_json(store.split_path(run_dir), {}) or {}
     if same_data and (recorded.get("indices") or {}).get(part) is not None:
         return np.array(recorded["indices"][part], dtype=np.int64), f"the run's own {part} part"
     if ds.splits is not None:
@@ -84,9 +84,9 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
     probabilities and, where the run has a fitted temperature, of the scaled ones the app shows; engine
     'litert' scores the run's model.tflite, which the app runs where the export is marked for it."""
     run_dir = Path(run_dir)
-    info = runstore.read_json(runstore.run_json_path(run_dir), None)
+    info = store.read_json(store.run_json_path(run_dir), None)
     if info is None:
-        raise runstore.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
+        raise store.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
     rec = RunModel.load(run_dir, engine)
     ds, same_data = load_run_data(run_dir, info, data)
     idx, _ = part_indices(run_dir, info, ds, split, same_data)
@@ -96,12 +96,12 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
               "classes_model_lacks": missing, "samples_skipped": int(len(idx) - len(keep)),
               "classes_scored": [ds.class_names[j] for j in sorted(mapping)],
               "calibration": calibration_figures(probs, y, rec.temperature), "engine": engine,
-              "evaluated": runstore.now_iso()}
+              "evaluated": store.now_iso()}
     if save:
         out = run_dir / "evaluations"
         out.mkdir(exist_ok=True)
         name = f"{Path(result['data']).name}-{split}{_tta_suffix(tta)}{'-litert' if engine == 'litert' else ''}.json"
-        runstore.write_json_atomic(out / runstore.safe_slug(name), result)
+        store.write_json_atomic(out / store.safe_slug(name), result)
     return result
 
 

@@ -17,7 +17,7 @@ from fer_core.data.emotions import EMOTION_COLORS, color_bgr
 from fer_core.data.images import to_gray
 from fer_core.model.predict import make_predict_fn, make_tflite_fn
 from fer_core.model.temperature import apply_temperature
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.runs.store import read_json
 from fer_core.serve.align import eye_angle, face_input
 from fer_core.serve.blazeface import reading_order
@@ -67,22 +67,22 @@ class EmotionRecognizer:
         """Load a run's best model (safe mode), and its LiteRT export when present."""
         from fer_core.model.saving import load_model_safe
         run_dir = Path(run_dir)
-        model_path = runstore.model_path(run_dir)
+        model_path = store.model_path(run_dir)
         if not model_path.is_file():
             raise FileNotFoundError(f"{run_dir} has no model.keras (the run may have failed before its first epoch)")
-        info = read_json(runstore.run_json_path(run_dir), {}) or {}
-        metrics = read_json(runstore.metrics_path(run_dir), {}) or {}
+        info = read_json(store.run_json_path(run_dir), {}) or {}
+        metrics = read_json(store.metrics_path(run_dir), {}) or {}
         classes = info.get("class_names") or metrics.get("class_names")
         model = load_model_safe(model_path)
         if not classes:
             classes = [f"class_{i}" for i in range(model.output_shape[-1])]
-        tfl = runstore.tflite_path(run_dir)
-        export_info = read_json(runstore.export_json_path(run_dir), {}) or {}
+        tfl = store.tflite_path(run_dir)
+        export_info = read_json(store.export_json_path(run_dir), {}) or {}
         if prefer_tflite and tfl.is_file() and export_info.get("use_in_app", False):
             rec = cls(model, classes, detector, make_tflite_fn(tfl), str(run_dir), engine="litert")
         else:
             rec = cls(model, classes, detector, None, str(run_dir))
-        rec.temperature = runstore.read_temperature(run_dir)
+        rec.temperature = store.read_temperature(run_dir)
         return rec
 
     # -- classification
