@@ -1,8 +1,9 @@
 """Every training option, declared once: its default, help, choices and range.
 
 The CLI's flags (`cli.add_train_args`), the checks before a run starts (`check_options`) and the Train
-page's choice lists all read these declarations, and a run's `run.json` stores the dataclass itself,
-so a run's config is exactly what re-creates it.
+page's fields (choices, and `bounds` and `default`: ranges, steps and starting values) all read these
+declarations, and a run's `run.json` stores the dataclass itself, so a run's config is exactly what
+re-creates it.
 """
 
 from __future__ import annotations
