@@ -13,10 +13,12 @@ For each person, a profile from k = 1, 2, 3 shots per emotion, scored on that pe
           which flatters calibration; a second line tests each emotion with a profile made without it (shots
           of the person's other sequences), which shows what the fallback to the base model costs.
 Each model image is embedded once (with its mirror) and every draw reuses the raw vectors, centred on each
-draw's neutral shots as make_profile does, so the rule is scored exactly as fer_core.profiles applies it. Accuracy is the mean over people and draws; macro F1 pools them.
+draw's neutral shots as make_profile does, so the rule is scored exactly as fer_core.profiles applies it.
+Accuracy is the mean over people and draws; macro F1 pools them.
 
 --choose: the grid that fixed BLEND, HEAD_L2 and TEMPERATURE (fer_core/profiles/profile.py), for the trained
-head and the prototypes, scored on the development people only (twface performers 01-10); the table's people are the others.
+head and the prototypes, scored on the development people only (twface performers 01-10); the table's people
+are the others.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ import os
 import platform
 import resource
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -118,11 +117,3 @@ def percentiles(ms: list[float]) -> str:
     a = np.asarray(ms)
     return f"p50 {np.percentile(a, 50):.1f} ms, p95 {np.percentile(a, 95):.1f} ms, max {a.max():.1f} ms"
 
-
-class Timer:
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.t0

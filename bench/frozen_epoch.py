@@ -60,7 +60,8 @@ def compare(name: str, x, y, epochs: int, batch: int) -> None:
     n_test = max(len(x) // 5, 1)
     x_tr, y_tr, x_te, y_te = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
     keras.utils.set_random_seed(7)
-    model, features, head = build_model("vgg16", y.shape[1], image_size=48, input_size=48, weights="none", dropout=0.0, augment=False)
+    model, features, head = build_model("vgg16", y.shape[1], image_size=48, input_size=48, weights="none",
+                                        dropout=0.0, augment=False)
     freeze_base(features)
     start = [w.copy() for w in head.get_weights()]
 
@@ -91,11 +92,15 @@ def compare(name: str, x, y, epochs: int, batch: int) -> None:
     diff = max(float(np.abs(a - b).max()) for a, b in zip(w_recompute, w_cached))
     moved = max(float(np.abs(a - b).max()) for a, b in zip(w_cached, start))
     agree = float((p_recompute.argmax(1) == p_cached.argmax(1)).mean())
-    acc = lambda p: float((p.argmax(1) == y_te.argmax(1)).mean())
+
+    def acc(p):
+        return float((p.argmax(1) == y_te.argmax(1)).mean())
+
     print(f"{name}: {len(x_tr)} train images, batch {batch}, epoch {epochs} of {epochs}")
     print(f"  recompute epoch {e_rec:.2f} s | cached epoch {e_cached:.3f} s | ratio {e_rec / e_cached:.0f}x "
           f"| caching once {cache_s:.2f} s (repaid after {cache_s / max(e_rec - e_cached, 1e-9):.1f} epochs)")
-    print(f"  same result: head weights max |diff| {diff:.2e} (training moved them by up to {moved:.2e}); test predictions agree {agree:.1%}; "
+    print(f"  same result: head weights max |diff| {diff:.2e} (training moved them by up to {moved:.2e}); "
+          f"test predictions agree {agree:.1%}; "
           f"test accuracy recompute {acc(p_recompute):.4f} vs cached {acc(p_cached):.4f}")
 
 

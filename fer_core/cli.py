@@ -13,7 +13,7 @@ import os
 import sys
 
 from fer_core.config import DEFAULT_RUNS_DIR, TrainConfig, options
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 
 def _bool(s: str) -> bool:
@@ -231,7 +231,7 @@ def cmd_train(a) -> int:
     from fer_core.train.loop import train
     run_dir = train(cfg, run_dir=a.run_dir)
     from fer_core.runs.store import read_json
-    status = (read_json(runstore.run_json_path(run_dir), {}) or {}).get("status")
+    status = (read_json(store.run_json_path(run_dir), {}) or {}).get("status")
     print(run_dir)
     return 0 if status == "completed" else 3
 
@@ -298,9 +298,12 @@ def cmd_runs(a) -> int:
     if not runs:
         print(f"no runs in {a.runs_dir}")
         return 0
+
+    def f(v):
+        return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
+
     print(f"{'run':48s} {'status':10s} {'backbone':14s} {'data':10s} {'val':>6s} {'test':>6s} {'F1':>6s}")
     for r in runs:
-        f = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "-"
         print(f"{r['id'][:48]:48s} {r['status']:10s} {str(r['backbone'])[:14]:14s} {str(r['dataset'])[:10]:10s} "
               f"{f(r['best_val_accuracy']):>6s} {f(r['test_accuracy']):>6s} {f(r['macro_f1']):>6s}")
     return 0
@@ -342,7 +345,8 @@ def _write_predictions_csv(path: str, results: list[dict], classes: list[str]) -
                     *[f"p_{c}" for c in classes]])
         for r in results:
             if r["error"] or not r["faces"]:
-                w.writerow([r["image"], "", "", "", "", "", "", "", r["error"] or "no face found", *[""] * len(classes)])
+                w.writerow([r["image"], "", "", "", "", "", "", "", r["error"] or "no face found",
+                            *[""] * len(classes)])
             for i, face in enumerate(r["faces"], 1):
                 w.writerow([r["image"], i, *face["box"], face["emotion"], face["confidence"], "",
                             *[face["probabilities"].get(c, "") for c in classes]])
@@ -407,6 +411,7 @@ def _cmd_profile(a) -> int:
     return cmd_profile(a)
 
 
-COMMANDS = {"dataset": cmd_dataset, "train": cmd_train, "resume": cmd_resume, "run": cmd_run, "video": cmd_video, "evaluate": cmd_evaluate,
-            "runs": cmd_runs, "predict": cmd_predict, "kfold": cmd_kfold, "results": cmd_results, "export": cmd_export, "profile": _cmd_profile,
+COMMANDS = {"dataset": cmd_dataset, "train": cmd_train, "resume": cmd_resume, "run": cmd_run, "video": cmd_video,
+            "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict, "kfold": cmd_kfold,
+            "results": cmd_results, "export": cmd_export, "profile": _cmd_profile,
             "calibrate": cmd_calibrate}

@@ -1,8 +1,9 @@
 """Every training option, declared once: its default, help, choices and range.
 
 The CLI's flags (`cli.add_train_args`), the checks before a run starts (`check_options`) and the Train
-page's choice lists all read these declarations, and a run's `run.json` stores the dataclass itself,
-so a run's config is exactly what re-creates it.
+page's fields (choices, and `bounds` and `default`: ranges, steps and starting values) all read these
+declarations, and a run's `run.json` stores the dataclass itself, so a run's config is exactly what
+re-creates it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from fer_core.errors import UserError
 
 DEFAULT_SEED = 1337
 DEFAULT_RUNS_DIR = "runs"
+MAX_INPUT_SIZE = 320      # the largest input a model is built for here (48-224 are sensible); the one limit
+MAX_SEED = 2 ** 31 - 1    # NumPy, TensorFlow and Python all take it, with room for the k-fold members' offsets
 
 
 class ConfigError(UserError, ValueError):
@@ -29,6 +32,7 @@ class Option:
     flags: tuple = ()                 # extra CLI spellings, e.g. --lr
     metavar: str | None = None
     label: str | None = None         # what pages call it, where the name spelt out is not enough
+    step: float | None = None         # the Train form's step, where the widget's own (1, or 0.01) does not suit
 
 
 def option(default, help: str, **kw):
@@ -39,11 +43,11 @@ def option(default, help: str, **kw):
 class TrainConfig:
     data: str = option("", "dataset: FER2013 csv or folders, FER+ (folders or fer2013new.csv), CK+48, or class "
                            "folders", label="Dataset")
-    backbone: str = option("custom_cnn", "model architecture (see the backbone registry)")
+    backbone: str = option("fer_vgg", "model architecture (see the backbone registry)")
     weights: str = option("none", "imagenet | none | PATH | run:RUN_DIR", label="Starting weights")
     split: str = option("auto", "official | subject-kfold:K:FOLD | random:FRACTION | auto")
-    input_size: int = option(0, "pixels the model sees; 0 = the backbone's default", low=0, high=512,
-                            label="Input size (px)")
+    input_size: int = option(0, "pixels the model sees; 0 = the backbone's default", low=0,
+                            high=MAX_INPUT_SIZE, label="Input size (px)")
     epochs: int = option(30, "training epochs", low=0, high=10_000)
     batch_size: int = option(64, "faces per step", low=1, high=4096)
     learning_rate: float = option(1e-3, "initial learning rate", low=1e-8, high=0.99, flags=("--lr",))
@@ -68,15 +72,16 @@ class TrainConfig:
     freeze_base: bool = option(True, "pre-trained weights: train the head on a frozen base first",
                                label="Frozen base first")
     feature_cache: bool = option(True, "frozen base without augmentation: compute the base's features once")
-    max_samples: int = option(0, "quick trials: cap the training part (0 = all)", low=0,
+    max_samples: int = option(0, "quick trials: cap the training part (0 = all)", low=0, step=100,
                              label="Training faces (cap)")
     eval_samples: int = option(-1, "cap on validation and test faces: -1 = max-samples/4, 0 = all", low=-1,
                               label="Validation and test faces (cap)")
     strategy: str = option("none", "tf.distribute strategy", choices=("none", "mirrored", "multiworker"),
                            label="Distribution strategy")
     seed: int = option(DEFAULT_SEED, "weights, augmentation, shuffling; also the split unless split-seed is set",
-                       low=0)
-    split_seed: int = option(-1, "-1 = seed; k-fold ensemble members share a split but not their seed", low=-1)
+                       low=0, high=MAX_SEED)
+    split_seed: int = option(-1, "-1 = seed; k-fold ensemble members share a split but not their seed", low=-1,
+                        high=MAX_SEED)
     name: str = option("", "run name (default: backbone-dataset)")
     runs_dir: str = option(DEFAULT_RUNS_DIR, "the run store folder")
     image_size: int = option(48, "every dataset is read as grayscale image_size x image_size", low=8, high=512,
@@ -133,6 +138,19 @@ def label(name: str) -> str:
     if declared is not None and declared[1].label:
         return declared[1].label
     return name.replace("_", " ").capitalize()
+
+
+def bounds(name: str) -> dict:
+    """The declared range and step of a number option as a form's number field takes them (min_value,
+    max_value, step: None where none is declared), in the option's own type (int or float)."""
+    f, opt = options()[name]
+    kind = type(f.default)
+    cast = lambda v: None if v is None else kind(v)      # noqa: E731
+    return {"min_value": cast(opt.low), "max_value": cast(opt.high), "step": cast(opt.step)}
+
+
+def default(name: str):
+    return options()[name][0].default
 
 
 def check_options(cfg: TrainConfig) -> None:

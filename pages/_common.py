@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core.runs import defaults
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 
 def ensure_app_navigation() -> None:
@@ -48,13 +48,13 @@ def runs_dir() -> Path:
 
 
 def completed_runs() -> list[dict]:
-    return [r for r in runstore.list_runs(runs_dir()) if r["status"] == "completed" and r["has_model"]]
+    return [r for r in store.list_runs(runs_dir()) if r["status"] == "completed" and r["has_model"]]
 
 
 def default_run_path() -> Path | None:
     """The committed default model, or else the newest completed run."""
     d = runs_dir() / defaults.DEFAULT_RUN_ID
-    if runstore.model_path(d).is_file():
+    if store.model_path(d).is_file():
         return d
     runs = completed_runs()
     return Path(runs[0]["path"]) if runs else None
@@ -62,7 +62,7 @@ def default_run_path() -> Path | None:
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
 def get_recognizer(run_path: str, stamp: tuple = ()):
-    """One loaded model per run per server (not per page or session). `stamp` (runstore.model_stamp: the model
+    """One loaded model per run per server (not per page or session). `stamp` (store.model_stamp: the model
     files' times and sizes) is part of the cache key, so a model replaced in place is loaded again; an argument
     named with a leading underscore would be left out of the key."""
     from fer_core.serve.recognizer import EmotionRecognizer
@@ -73,7 +73,7 @@ def recognizer_for(run_path: str | Path):
     """The run's recognizer; a model this version cannot load stops the page with the reason, not a traceback."""
     from fer_core.errors import UserError
     try:
-        return get_recognizer(str(run_path), runstore.model_stamp(run_path))
+        return get_recognizer(str(run_path), store.model_stamp(run_path))
     except UserError as e:
         st.error(f"{e} Pick another model in the sidebar.")
         st.stop()
@@ -119,10 +119,11 @@ DETECTOR_LABELS = {"blazeface": "BlazeFace (MediaPipe): any pose, small faces",
 
 
 def detector_settings(key: str, min_size_default: int = 20):
-    """The sidebar's face-detector choice and settings -> a fresh detector for this run of the page.
+    """The sidebar's face-detector choice and settings -> (this page session's detector, its settings).
 
-    Made per run, not cached: a LiteRT interpreter must not be shared between sessions' threads, and
-    making one takes milliseconds once TensorFlow is loaded.
+    One detector per page session, made again only when its settings change: kept in the session's state,
+    not in a cache shared by sessions (each BlazeFace interpreter serves one thread; a session's script
+    and its webcam thread get one each from the detector's per-thread interpreters).
     """
     from fer_core.serve.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
     st.header("Face detector")
@@ -133,4 +134,9 @@ def detector_settings(key: str, min_size_default: int = 20):
                          help="Smaller finds small faces in big group photos; larger ignores background clutter.")
     sensitivity = st.slider("Sensitivity", 0.0, 1.0, 0.5, step=0.05, key=f"{key}_sensitivity",
                             help="Higher finds more faces, including some false ones.")
-    return make_detector(name, min_size, sensitivity), (name, min_size, sensitivity)
+    config = (name, min_size, sensitivity)
+    made = st.session_state.get(f"{key}_detector_made")
+    if made is None or made[0] != config:
+        made = (config, make_detector(name, min_size, sensitivity))
+        st.session_state[f"{key}_detector_made"] = made
+    return made[1], config

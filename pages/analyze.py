@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.serve import annotate
 from pages._common import detector_settings, ensure_app_navigation, literal, model_picker, recognizer_for
 from pages._profiles import make_profile_from_photos, manage_profiles, profile_label, profile_picker
@@ -47,7 +47,7 @@ def show_why(result: annotate.PhotoResult, recognizer, run_path: Path) -> None:
     """Grad-CAM over each face, for the class the model predicted."""
     from fer_core.serve.gradcam import GradCamError, overlay
     try:
-        cam = get_gradcam(str(run_path), runstore.model_stamp(run_path))
+        cam = get_gradcam(str(run_path), store.model_stamp(run_path))
     except GradCamError as e:
         st.info(f"Grad-CAM is not available for this model: {e}")
         return
@@ -92,7 +92,8 @@ with st.sidebar:
     detector, _ = detector_settings("analyze")
 
 uploads = st.file_uploader("Photos", type=annotate.UPLOAD_TYPES, accept_multiple_files=True, key="analyze_files",
-                           help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame); colour or grayscale; up to 50 megapixels and 50 MB.")
+                           help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame); colour or grayscale; up to 50 "
+                                "megapixels and 50 MB.")
 
 if run_path is None:
     st.stop()
@@ -107,8 +108,9 @@ if not uploads:
     st.stop()
 
 base = recognizer_for(run_path)
-run_name, run_id = runstore.read_run(run_path)["name"], Path(run_path).name
-st.caption(f"Model: {literal(run_name)}{'' if run_name == run_id else f' ({run_id})'} · classes: {', '.join(base.class_names)}")
+run_name, run_id = store.read_run(run_path)["name"], Path(run_path).name
+st.caption(f"Model: {literal(run_name)}{'' if run_name == run_id else f' ({run_id})'} · "
+           f"classes: {', '.join(base.class_names)}")
 recognizer = profiled          # the detector settings, and the profile where one is picked
 if profile_name:
     st.caption(f"Read with the calibration profile **{profile_name}** "

@@ -10,8 +10,7 @@ import streamlit as st
 
 from fer_core.report import browse, compare
 from fer_core.runs import defaults
-from fer_core.runs import queue as jobs
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from pages._common import ensure_app_navigation, literal, runs_dir
 from pages._run_charts import confusion_figure, grouped_f1_figure, overlay_figure
 
@@ -71,7 +70,7 @@ def differences(runs: list[dict]) -> None:
 
 
 def curves(runs: list[dict]) -> None:
-    series = {r["name"]: jobs.read_history(r["path"]) for r in runs}
+    series = {r["name"]: store.read_history(r["path"]) for r in runs}
     series = {k: v for k, v in series.items() if v}
     if not series:
         st.info("None of these runs has a history.csv.")
@@ -116,7 +115,7 @@ def kfold() -> None:
 
 
 st.title("Compare runs")
-all_runs = runstore.list_runs(runs_dir())
+all_runs = store.list_runs(runs_dir())
 chosen = choose_runs(all_runs)
 if chosen:
     st.subheader("Backbone comparison")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from pages._common import default_run_path, ensure_app_navigation, literal
+from pages._registry import home_links
 
 ensure_app_navigation()
 
@@ -22,7 +23,7 @@ if run_path is None:
     st.warning("No trained model yet. Train one on the Train page (or restore the default run in runs/); "
                "Analyze and Webcam need one.")
 else:
-    run = runstore.read_run(run_path)
+    run = store.read_run(run_path)
     classes = run["info"].get("class_names") or (run["metrics"] or {}).get("class_names") or []
     acc = run["test_accuracy"]
     st.metric("Run", literal(run["name"]))          # its own row: in a third of the page a long name was cut
@@ -34,15 +35,7 @@ else:
     st.caption(f"Folder: {run['path']}. Analyze and Webcam start with this model; pick another there.")
 
 st.subheader("Go to")
-c1, c2 = st.columns(2)
-with c1:
-    st.page_link("pages/analyze.py", label="Analyze photos: upload pictures, see each face's emotion",
-                 icon=":material/photo_library:")
-    st.page_link("pages/video.py", label="Analyze a video: every face followed, emotions over time",
-                 icon=":material/movie:")
-    st.page_link("pages/webcam.py", label="Webcam: live emotions from your camera", icon=":material/videocam:")
-    st.page_link("pages/dataset.py", label="Dataset: class balance and sample faces", icon=":material/dataset:")
-with c2:
-    st.page_link("pages/train.py", label="Train: a new model on a dataset", icon=":material/model_training:")
-    st.page_link("pages/runs.py", label="Runs: every training run and its results", icon=":material/folder_open:")
-    st.page_link("pages/compare.py", label="Compare: runs side by side", icon=":material/bar_chart:")
+for column, entries in zip(st.columns(2), (home_links(0), home_links(1))):
+    with column:
+        for p in entries:
+            st.page_link(p.path, label=f"{p.title}: {p.blurb}", icon=p.icon)

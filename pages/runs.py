@@ -14,8 +14,8 @@ import streamlit as st
 
 from fer_core.errors import UserError
 from fer_core.report import browse, compare, display, run_notes
-from fer_core.runs import queue as jobs
-from fer_core.runs import store as runstore
+from fer_core.runs import queue
+from fer_core.runs import store
 from pages._calibration import calibration_section
 from pages._common import ensure_app_navigation, literal, readable_path, runs_dir
 from pages._run_charts import confusion_figure, curves_figure, per_class_figure
@@ -118,7 +118,10 @@ def overview(run: dict) -> None:
                    f"better than always answering the largest class ({base:.1%}). Train longer (see the Train "
                    "page's presets), or check the learning rate.")
     m = st.columns(5)
-    fmt = lambda v, f="{:.1%}": "–" if v is None else f.format(v)
+
+    def fmt(v, f="{:.1%}"):
+        return "–" if v is None else f.format(v)
+
     m[0].metric("Best val accuracy", fmt(run["best_val_accuracy"]))
     m[1].metric("Test accuracy", fmt(run["test_accuracy"]))
     m[2].metric("Macro F1", fmt(run["macro_f1"], "{:.3f}"))
@@ -134,7 +137,7 @@ def overview(run: dict) -> None:
 
 
 def curves(run: dict) -> None:
-    history = jobs.read_history(run["path"])
+    history = store.read_history(run["path"])
     if not history:
         st.info("No epochs recorded (history.csv is missing or empty).")
         return
@@ -205,12 +208,12 @@ def gallery(run: dict) -> None:
 
 
 def log(run: dict) -> None:
-    text = jobs.log_tail(run["path"], 400)
+    text = queue.log_tail(run["path"], 400)
     st.code(text or "(no train.log)", language=None, wrap_lines=True)
 
 
 def download_action(run: dict) -> Path:
-    model = runstore.model_path(run["path"])
+    model = store.model_path(run["path"])
     if model.is_file():
         st.download_button("Download model.keras", data=lambda: model.read_bytes(), file_name=f"{run['id']}.keras",
                            mime="application/octet-stream", key="download_model")
@@ -220,13 +223,13 @@ def download_action(run: dict) -> Path:
 
 
 def resume_action(run: dict, root: Path) -> None:
-    if not jobs.can_resume(run):
+    if not queue.can_resume(run):
         return
     st.markdown(f"**Resume**: this run is {run['status']} after epoch {run['epochs_done']}; its checkpoint is kept")
     if st.button("Resume from the last checkpoint", key="resume_go"):
         try:
-            jobs.queue_resume(run["path"])
-            jobs.start_queued(root)
+            queue.queue_resume(run["path"])
+            queue.start_queued(root)
         except (UserError, OSError) as e:
             st.error(f"Cannot resume: {e}")
         else:
@@ -264,7 +267,7 @@ def rename_action(run: dict) -> None:
     new_name = r1.text_input("New name", value=run["name"], key=f"rename-{run['id']}")
     if r2.button("Rename", key="rename_go"):
         try:
-            runstore.rename_run(run["path"], new_name)
+            store.rename_run(run["path"], new_name)
             st.rerun()
         except UserError as e:
             st.error(str(e))
@@ -280,7 +283,7 @@ def delete_action(run: dict, root: Path) -> None:
         st.caption("Cancel it on the Train page first.")
     if st.button("Delete run", type="primary", disabled=not sure or busy, key="delete_go"):
         try:
-            runstore.delete_run(root, run["path"])
+            store.delete_run(root, run["path"])
         except (UserError, OSError) as e:
             st.error(f"Cannot delete: {e}")
         else:
@@ -301,10 +304,10 @@ def actions(run: dict, root: Path) -> None:
 st.title("Runs")
 root = runs_dir()
 try:
-    jobs.start_queued(root)   # keep the queue moving for whoever has the app open
+    queue.start_queued(root)   # keep the queue moving for whoever has the app open
 except (OSError, UserError):
     pass
-all_runs = runstore.list_runs(root)
+all_runs = store.list_runs(root)
 if not all_runs:
     st.info(f"No runs yet in {root}. Train one on the Train page.")
     st.stop()

@@ -1,7 +1,7 @@
 """Train: choose a dataset and options, queue a run, and watch it train.
 
 Each run trains in its own process (`python -m fer_core train --run-dir ...`, launched by
-fer_core.jobs), so closing the browser or reloading the page does not stop it. The queue and
+fer_core.runs.queue), so closing the browser or reloading the page does not stop it. The queue and
 the progress shown here are read back from the run folders every few seconds.
 """
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core.config import TrainConfig, choices, help_text
+from fer_core.config import TrainConfig, bounds, choices, help_text
 from fer_core.data.datasets import load_dataset
 from fer_core.errors import UserError
 from fer_core.model.backbones import BACKBONES
 from fer_core.progress import format_seconds
-from fer_core.runs import queue as jobs
-from fer_core.runs import store as runstore
+from fer_core.runs import queue
+from fer_core.runs import store
 from fer_core.runs.defaults import SHARED_DATA
 from fer_core.train.submit import queue_training
 from pages._common import completed_runs, ensure_app_navigation, literal, readable_path, runs_dir
@@ -81,7 +81,7 @@ def split_spec() -> str:
     return kind
 
 
-FORM_DEFAULTS = {**TrainConfig().to_dict(), "backbone": "fer_vgg", "epochs": 30}
+FORM_DEFAULTS = TrainConfig().to_dict()          # the declared defaults (config.py), the CLI's too
 
 
 def k(name: str) -> str:
@@ -142,21 +142,25 @@ def weights_choice(backbone: str) -> str | None:
     return "run:" + same[i]["path"]
 
 
+def number(container, label: str, name: str, **kw):
+    """A number field for one option: its range and step are the option's declaration in config.py."""
+    return container.number_input(label, **bounds(name), key=k(name), **kw)
+
+
 def main_options(c1, c2) -> dict:
     with c1:
         backbone = st.selectbox("Backbone", list(BACKBONES), key=k("backbone"))
         bb = BACKBONES[backbone]
         weights = weights_choice(backbone)
-        input_size = st.number_input(f"Input size (0 = {bb.default_size}, the backbone's default)", 0, 320,
-                                     key=k("input_size"), help=f"At least {bb.min_size}. Faces are upscaled from 48x48.")
+        input_size = number(st, f"Input size (0 = {bb.default_size}, the backbone's default)", "input_size",
+                            help=f"At least {bb.min_size}. Faces are upscaled from 48x48.")
         split = split_spec()
     with c2:
-        st.number_input("Epochs", 0, 1000, key=k("epochs"))
-        st.number_input("Batch size", 1, 1024, key=k("batch_size"))
-        st.number_input("Learning rate", 1e-6, 0.9, key=k("learning_rate"), format="%.6f")
+        number(st, "Epochs", "epochs")
+        number(st, "Batch size", "batch_size")
+        number(st, "Learning rate", "learning_rate", format="%.6f")
         st.selectbox("Learning-rate schedule", choices("schedule"), key=k("schedule"), help=help_text("schedule"))
-        st.number_input("Time budget in seconds (0 = none)", 0.0, 1e7, key=k("max_train_seconds"),
-                        help=help_text("max_train_seconds"))
+        number(st, "Time budget in seconds (0 = none)", "max_train_seconds", help=help_text("max_train_seconds"))
         st.checkbox("Augmentation (flips, shifts, zoom, rotation)", key=k("augment"))
         st.checkbox("Class weights (balance rare emotions)", key=k("class_weights"))
     return {"backbone": backbone, "weights": weights, "input_size": int(input_size), "split": split}
@@ -166,20 +170,20 @@ def more_options() -> None:
     with st.expander("Freezing and fine-tuning (pre-trained weights)"):
         st.checkbox("Train the new head on a frozen base first", key=k("freeze_base"))
         f1, f2, f3 = st.columns(3)
-        f1.number_input("Then unfreeze the top N base layers (-1 = all, 0 = none)", -1, 1000, key=k("fine_tune_layers"))
-        f2.number_input("Fine-tune epochs", 0, 1000, key=k("fine_tune_epochs"))
-        f3.number_input("Fine-tune learning rate", 1e-8, 0.1, key=k("fine_tune_lr"), format="%.7f")
+        number(f1, "Then unfreeze the top N base layers (-1 = all, 0 = none)", "fine_tune_layers")
+        number(f2, "Fine-tune epochs", "fine_tune_epochs")
+        number(f3, "Fine-tune learning rate", "fine_tune_lr", format="%.7f")
     with st.expander("More options"):
         a1, a2, a3 = st.columns(3)
         a1.selectbox("Optimizer", choices("optimizer"), key=k("optimizer"), help=help_text("optimizer"))
-        a2.number_input("Early-stopping patience (0 = off)", 0, 1000, key=k("early_stopping"))
-        a3.number_input("Max training images (0 = all; quick trials)", 0, 10_000_000, step=100, key=k("max_samples"))
-        a1.number_input("Dropout", 0.0, 0.95, key=k("dropout"))
-        a2.number_input("Weight decay (L2)", 0.0, 1.0, key=k("weight_decay"), format="%.5f")
-        a3.number_input("Label smoothing", 0.0, 0.5, key=k("label_smoothing"))
-        a1.number_input("Head units", 8, 4096, key=k("head_units"))
-        a2.number_input("Seed", 0, 2 ** 31 - 1, key=k("seed"))
-        a3.number_input("Mixup alpha (0 = off)", 0.0, 4.0, key=k("mixup"), help=help_text("mixup"))
+        number(a2, "Early-stopping patience (0 = off)", "early_stopping")
+        number(a3, "Max training images (0 = all; quick trials)", "max_samples")
+        number(a1, "Dropout", "dropout")
+        number(a2, "Weight decay (L2)", "weight_decay", format="%.5f")
+        number(a3, "Label smoothing", "label_smoothing")
+        number(a1, "Head units", "head_units")
+        number(a2, "Seed", "seed")
+        number(a3, "Mixup alpha (0 = off)", "mixup", help=help_text("mixup"))
         a1.selectbox("Keep", choices("keep"), key=k("keep"), help=help_text("keep"),
                      format_func={"best": "best validation epoch", "last": "last epoch"}.get)
         a2.selectbox("Test-time augmentation", choices("test_tta"), key=k("test_tta"), help=help_text("test_tta"))
@@ -211,7 +215,7 @@ def config_form() -> TrainConfig | None:
 def launch(cfg: TrainConfig) -> None:
     try:
         run_dir = queue_training(runs_dir(), cfg)
-        jobs.start_queued(runs_dir())
+        queue.start_queued(runs_dir())
     except UserError as e:
         st.error(str(e))
         return
@@ -219,26 +223,27 @@ def launch(cfg: TrainConfig) -> None:
         st.error(f"Cannot write the run folder: {e}")
         return
     st.session_state.setdefault("launched", []).append(str(run_dir))
-    st.success(f"Queued **{literal(runstore.read_run(run_dir)['name'])}** ({run_dir.name}). Progress below.")
+    st.success(f"Queued **{literal(store.read_run(run_dir)['name'])}** ({run_dir.name}). Progress below.")
 
 
 def cancel_job(run_dir: Path, name: str) -> None:
     """Button callback: runs before the panel redraws, so the card already shows the new state."""
     try:
-        st.toast(f"{literal(name)}: {jobs.cancel(run_dir)}")
+        st.toast(f"{literal(name)}: {queue.cancel(run_dir)}")
     except UserError as e:
         st.toast(f"{literal(name)}: {e}")
 
 
 def job_card(run_dir: Path) -> None:
-    p = jobs.progress(run_dir)
+    p = queue.progress(run_dir)
     with st.container(border=True):
         top = st.columns([4, 1])
         if p["status"] == "queued":
             top[0].markdown(f":material/hourglass_empty: **{literal(p['name'])}** — queued")
         else:
             phase = f", {p['phase']} phase" if p["phase"] else ""
-            top[0].markdown(f":material/model_training: **{literal(p['name'])}** — {'cancelling' if p['cancel_requested'] else 'running'}{phase}")
+            doing = "cancelling" if p["cancel_requested"] else "running"
+            top[0].markdown(f":material/model_training: **{literal(p['name'])}** — {doing}{phase}")
         top[1].button("Cancel", key=f"cancel-{run_dir.name}", disabled=p["cancel_requested"],
                       on_click=cancel_job, args=(run_dir, p["name"]))
         if p["status"] != "running":
@@ -267,8 +272,8 @@ def queue_panel() -> None:
     """Polled every 3 s: starts queued runs when a slot is free and redraws every job's progress."""
     root = runs_dir()
     try:
-        jobs.start_queued(root)
-        active = jobs.active_jobs(root)
+        queue.start_queued(root)
+        active = queue.active_jobs(root)
     except (OSError, UserError) as e:
         st.error(f"Cannot read the run store {root}: {e}")
         return
@@ -279,8 +284,9 @@ def queue_panel() -> None:
     finished = [Path(d) for d in st.session_state.get("launched", [])
                 if Path(d) not in active["running"] + active["queued"]]
     for d in reversed(finished):
-        r = runstore.read_run(d)
-        icon = {"completed": ":material/check_circle:", "cancelled": ":material/stop_circle:"}.get(r["status"], ":material/error:")
+        r = store.read_run(d)
+        icon = {"completed": ":material/check_circle:", "cancelled": ":material/stop_circle:"}.get(
+            r["status"], ":material/error:")
         acc = f", test accuracy {r['test_accuracy']:.1%}" if r["test_accuracy"] is not None else ""
         msg = f"{icon} **{literal(r['name'])}** {r['status']}{acc}"
         if r["error"]:
@@ -296,8 +302,8 @@ if st.button("Launch training", type="primary", disabled=cfg is None):
     launch(cfg)
 
 st.subheader("Queue")
-cap = st.number_input("Trainings at once", 1, 16, jobs.max_concurrent(runs_dir()),
+cap = st.number_input("Trainings at once", 1, 16, queue.max_concurrent(runs_dir()),
                       help="Queued runs start when fewer than this many are training. Each one uses all CPU cores.")
-if cap != jobs.max_concurrent(runs_dir()):
-    jobs.set_max_concurrent(runs_dir(), int(cap))
+if cap != queue.max_concurrent(runs_dir()):
+    queue.set_max_concurrent(runs_dir(), int(cap))
 queue_panel()

@@ -33,10 +33,10 @@ load_srtp_safely()   # before streamlit_webrtc: see the docstring (a segfault ot
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 from streamlit_webrtc.shutdown import SessionShutdownObserver  # noqa: E402
 
-from fer_core.serve.video import FramePipeline
-from pages._calibrate_webcam import calibration_panel, calibration_start_form, update_panel
-from pages._common import detector_settings, ensure_app_navigation, model_picker, recognizer_for
-from pages._profiles import profile_picker
+from fer_core.serve.video import FramePipeline  # noqa: E402
+from pages._calibrate_webcam import calibration_panel, calibration_start_form, update_panel  # noqa: E402
+from pages._common import detector_settings, ensure_app_navigation, model_picker, recognizer_for  # noqa: E402
+from pages._profiles import profile_picker  # noqa: E402
 
 ensure_app_navigation()
 

@@ -30,7 +30,7 @@ SLOW_FILES = {"test_training.py", "test_kfold.py", "test_jobs.py", "test_app_tra
               "test_temperature_app.py",
               "test_network_safety.py", "test_plain_names.py", "test_precision.py", "test_progress_truth.py",
               "test_quiet.py", "test_cache_keys.py",
-              "test_profiles.py", "test_app_profiles.py"}
+              "test_profiles.py", "test_app_profiles.py", "test_train_form.py"}
 
 
 def pytest_collection_modifyitems(items):

@@ -319,6 +319,11 @@ def test_webcam_page_wires_the_recognizer_into_the_video_callback(app_runs, reco
     report = at.session_state["webcam_live"]["reports"].get(timeout=5)
     assert report.frame == 1 and report.faces >= 1
     assert report.emotion in recognizer.class_names
+    # one detector per page session: the pipeline's is the session's, and BlazeFace (searching every frame)
+    # gets no second detector or thread for a background search it would never use
+    pipeline = at.session_state["webcam_live"]["pipeline"]
+    assert pipeline.recognizer.detector is at.session_state["webcam_detector_made"][1]
+    assert pipeline._executor is None and pipeline._bg_detector is None
 
 
 def test_webcam_ice_servers_come_from_the_environment(app_runs):

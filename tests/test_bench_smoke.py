@@ -81,7 +81,7 @@ def test_detection(photos, fer2013):
     for name in ("FER2013 PrivateTest x256", "FER+ test x256", "twface 256x256"):
         assert re.search(rf"^  {re.escape(name)} \(\d+ pictures\)\n    ours, photo path +found +{NUM}% \(\d+/\d+\) +"
                          rf"precision {NUM} \(\d+/\d+\) +{NUM} ms/picture", out, re.M), out
-    assert re.search(rf"small faces: 1 canvases 3000x2000, \d+ faces", out), out
+    assert re.search(r"small faces: 1 canvases 3000x2000, \d+ faces", out), out
     assert re.search(rf"^  ours, photo path +recall {NUM} \(\d+/\d+\) \[.*40-80 {NUM} \(\d+/\d+\).*\] +precision {NUM}",
                      out, re.M), out
     assert re.search(rf"^  ours, photo path +recall {NUM} \(\d+/43\) .*precision {NUM}", out, re.M), out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import run_cli, train_cli
 
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 PHOTO = "2008_001009.jpg"      # two faces, hand-boxed in photos/training.xml
 
@@ -30,17 +30,17 @@ def cnn_run(cnn_runs, ckplus) -> Path:
 
 
 def test_train_writes_a_complete_run(cnn_run, ckplus):
-    info = runstore.read_json(cnn_run / "run.json")
+    info = store.read_json(cnn_run / "run.json")
     assert info["status"] == "completed" and info["epochs_done"] == 2
     assert info["config"]["backbone"] == "custom_cnn" and info["config"]["split"] == "subject-kfold:5:0"
     with open(cnn_run / "history.csv") as f:
         history = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in history] == [1, 2]
-    split = runstore.read_json(cnn_run / "split.json")
+    split = store.read_json(cnn_run / "split.json")
     assert split["spec"] == "subject-kfold:5:0"
     test_idx = split["indices"]["test"]
     assert len(test_idx) == split["counts"]["test"] > 0
-    metrics = runstore.read_json(cnn_run / "metrics.json")
+    metrics = store.read_json(cnn_run / "metrics.json")
     k = len(info["class_names"])
     cm = np.array(metrics["test"]["confusion_matrix"])
     assert cm.shape == (k, k) and cm.sum() == len(test_idx)
@@ -64,7 +64,7 @@ def test_runs_lists_the_run(cnn_run, cnn_runs):
     assert cnn_run.name in runs
     listed = runs[cnn_run.name]
     assert listed["status"] == "completed" and listed["backbone"] == "custom_cnn" and listed["has_model"]
-    assert listed["test_accuracy"] == runstore.read_json(cnn_run / "metrics.json")["test"]["accuracy"]
+    assert listed["test_accuracy"] == store.read_json(cnn_run / "metrics.json")["test"]["accuracy"]
 
 
 def test_a_bad_data_path_is_one_clear_line(tmp_path):
@@ -90,7 +90,7 @@ def test_predict_on_a_real_photo(cnn_run, photos, tmp_path):
     faces = result["faces"]
     assert len(faces) >= 1
     h, w = cv2.imread(str(photo)).shape[:2]
-    classes = runstore.read_json(cnn_run / "run.json")["class_names"]
+    classes = store.read_json(cnn_run / "run.json")["class_names"]
     for f in faces:
         x, y, bw, bh = f["box"]
         assert 0 <= x and 0 <= y and bw > 0 and bh > 0 and x + bw <= w and y + bh <= h
@@ -103,7 +103,7 @@ def test_evaluate_on_its_own_data(cnn_run, ckplus):
     r = run_cli("evaluate", cnn_run, "--data", ckplus, "--json", timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout)
-    metrics = runstore.read_json(cnn_run / "metrics.json")["test"]
+    metrics = store.read_json(cnn_run / "metrics.json")["test"]
     assert res["num_samples"] == metrics["num_samples"]
     assert res["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
     assert res["classes_model_lacks"] == [] and res["samples_skipped"] == 0
@@ -127,8 +127,8 @@ def test_kfold_with_one_fold_and_resume_of_a_completed_run_answer_in_their_own_t
     assert "subject-kfold:1:0" not in r.stderr and "Traceback" not in r.stderr
     done = tmp_path / "done"
     done.mkdir()
-    runstore.write_json_atomic(done / "run.json", {"name": "done", "status": "completed", "epochs_done": 3,
+    store.write_json_atomic(done / "run.json", {"name": "done", "status": "completed", "epochs_done": 3,
                                                    "config": {"data": str(ckplus), "backbone": "fer_vgg"}})
     r = run_cli("resume", done, timeout=300)
     assert r.returncode != 0 and "already completed" in r.stderr and "nothing to resume" in r.stderr
-    assert runstore.read_json(done / "run.json")["status"] == "completed"            # left as it was
+    assert store.read_json(done / "run.json")["status"] == "completed"            # left as it was

@@ -118,3 +118,27 @@ def test_merge_keeps_the_best_box_of_each_face():
     c = Detection((100, 120, 50, 28), 0.7, eyes)        # its lower half, cut by a window edge
     d = Detection((300, 100, 50, 50), 0.65, eyes)       # another face
     assert merge([c, d, b, a]) == [a, d]
+
+
+# ---------------------------------------------------------------- declared abilities
+def test_every_detector_declares_its_abilities_and_has_what_it_declares():
+    from fer_core.serve.detectors import DETECTORS
+    for name in DETECTORS:
+        d = make_detector(name)
+        abilities = {a: getattr(type(d), a) for a in ("gives_keypoints", "tracks_near_box", "takes_detect_width")}
+        assert all(isinstance(v, bool) for v in abilities.values()), (name, abilities)
+        assert callable(d.detect)
+        assert not abilities["gives_keypoints"] or (callable(d.detect_faces) and callable(d.detect_photo)), name
+        assert not abilities["tracks_near_box"] or callable(d.detect_near), name
+
+
+def test_the_webcam_pipeline_makes_no_second_detector_or_thread_for_one_that_searches_every_frame():
+    from types import SimpleNamespace
+
+    from fer_core.serve.video import FramePipeline
+    pipe = FramePipeline(SimpleNamespace(detector=make_detector()), background_detect=True)   # as the Webcam page
+    assert pipe._executor is None and pipe._bg_detector is None
+    pipe.close()
+    haar = FramePipeline(SimpleNamespace(detector=make_detector("haar")), background_detect=True)
+    assert haar._executor is not None and haar._bg_detector is not haar.recognizer.detector   # its own cascade
+    haar.close()

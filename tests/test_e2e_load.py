@@ -113,7 +113,8 @@ def test_eight_sessions_upload_photos_while_a_run_trains(tiny_run, photos, ckplu
                     samples.append((time.monotonic(), rss_mb(server.proc.pid)))
             threading.Thread(target=sample, daemon=True).start()
             start_mb = rss_mb(server.proc.pid)
-            asyncio.run(drive(server.url, photos, expected, 0, sessions=1))   # warm-up: TensorFlow and the model load once
+            # warm-up: TensorFlow and the model load once
+            asyncio.run(drive(server.url, photos, expected, 0, sessions=1))
             t0 = time.monotonic()
             results = asyncio.run(drive(server.url, photos, expected, SECONDS))
             wall = time.monotonic() - t0

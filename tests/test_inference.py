@@ -10,7 +10,7 @@ import pytest
 
 from fer_core.data.images import read_image_file
 from fer_core.model.saving import load_model_safe
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.serve.detectors import box_iou
 from fer_core.serve.recognizer import EmotionRecognizer, draw_faces
 
@@ -31,7 +31,7 @@ def _hand_boxes(photos, name):
 
 
 def test_from_run_loads_the_runs_model_and_classes(rec, tiny_run):
-    info = runstore.read_json(tiny_run / "run.json")
+    info = store.read_json(tiny_run / "run.json")
     assert rec.class_names == info["class_names"] and len(rec.class_names) == 7
     assert rec.input_size == 48 and rec.engine == "keras"
 
@@ -72,6 +72,6 @@ def test_classify_a_batch_of_crops(rec, tiny_run, ckplus):
 
 
 def test_from_run_without_a_model_says_so(tmp_path):
-    runstore.update_run(tmp_path, status="failed")
+    store.update_run(tmp_path, status="failed")
     with pytest.raises(FileNotFoundError, match="model.keras"):
         EmotionRecognizer.from_run(tmp_path)

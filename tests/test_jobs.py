@@ -1,4 +1,4 @@
-"""The training queue (fer_core.jobs): real trainings launched as separate processes through the run store."""
+"""The training queue (fer_core.runs.queue): real trainings launched as separate processes through the run store."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from fer_core.cli import build_parser, config_from_args
 from fer_core.config import TrainConfig, options
 from fer_core.errors import UserError
-from fer_core.runs import queue as jobs
-from fer_core.runs import store as runstore
+from fer_core.runs import queue
+from fer_core.runs import store
 
 
 def tiny_cfg(data: Path, **kw) -> TrainConfig:
@@ -54,149 +54,148 @@ def test_queueing_refuses_bad_options_with_a_message(tmp_path, ckplus):
         queue_training(tmp_path, tiny_cfg(ckplus, weights="imagenet"))
     with pytest.raises(UserError, match="not found"):
         queue_training(tmp_path, tiny_cfg(tmp_path / "no-such-data"))
-    assert runstore.list_runs(tmp_path) == []   # nothing half-created
+    assert store.list_runs(tmp_path) == []   # nothing half-created
 
 
 def test_queued_run_trains_to_completion(tmp_path, ckplus):
-    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
-    info = runstore.read_run(run_dir)
+    run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus))
+    info = store.read_run(run_dir)
     assert info["status"] == "queued" and info["backbone"] == "fer_vgg"
 
-    assert jobs.start_queued(tmp_path, 1) == [run_dir]
-    assert runstore.read_run(run_dir)["status"] == "running"
-    assert jobs.start_queued(tmp_path, 1) == []          # launched once, not twice
-    assert jobs.wait(run_dir, timeout=300) == "completed", jobs.log_tail(run_dir)
+    assert queue.start_queued(tmp_path, 1) == [run_dir]
+    assert store.read_run(run_dir)["status"] == "running"
+    assert queue.start_queued(tmp_path, 1) == []          # launched once, not twice
+    assert queue.wait(run_dir, timeout=300) == "completed", queue.log_tail(run_dir)
 
-    run = runstore.read_run(run_dir)
+    run = store.read_run(run_dir)
     assert run["name"] == "queue-test"
     assert (run_dir / "model.keras").is_file()
     assert run["metrics"]["test"]["num_samples"] > 0
     assert 0.0 <= run["test_accuracy"] <= 1.0
     assert "run completed" in (run_dir / "train.log").read_text()
     assert not (run_dir / "progress.json").exists()
-    assert jobs.progress(run_dir)["epochs_done"] == 1
-    assert jobs.active_jobs(tmp_path) == {"queued": [], "running": []}
+    assert queue.progress(run_dir)["epochs_done"] == 1
+    assert queue.active_jobs(tmp_path) == {"queued": [], "running": []}
 
 
 def test_cap_and_cancel(tmp_path, ckplus):
     """Two queued with a cap of 1: one runs. Cancelling it keeps its checkpoint; then the next one starts."""
-    jobs.set_max_concurrent(tmp_path, 1)
-    first = jobs.enqueue(tmp_path, tiny_cfg(ckplus, epochs=30, early_stopping=0, name="first"))
+    queue.set_max_concurrent(tmp_path, 1)
+    first = queue.enqueue(tmp_path, tiny_cfg(ckplus, epochs=30, early_stopping=0, name="first"))
     time.sleep(0.01)
-    second = jobs.enqueue(tmp_path, tiny_cfg(ckplus, name="second"))
+    second = queue.enqueue(tmp_path, tiny_cfg(ckplus, name="second"))
 
-    assert jobs.start_queued(tmp_path) == [first]
-    active = jobs.active_jobs(tmp_path)
+    assert queue.start_queued(tmp_path) == [first]
+    active = queue.active_jobs(tmp_path)
     assert active == {"queued": [second], "running": [first]}
 
     wait_for(lambda: (first / "model.keras").exists(), 240, "the first epoch's checkpoint")
-    assert jobs.start_queued(tmp_path) == []             # still capped while the first one trains
-    assert jobs.cancel(first) == "cancelling"
-    assert jobs.wait(first, timeout=120) == "cancelled", jobs.log_tail(first)
-    run = runstore.read_run(first)
+    assert queue.start_queued(tmp_path) == []             # still capped while the first one trains
+    assert queue.cancel(first) == "cancelling"
+    assert queue.wait(first, timeout=120) == "cancelled", queue.log_tail(first)
+    run = store.read_run(first)
     assert (first / "model.keras").is_file()              # the checkpoint is kept
-    assert 1 <= len(jobs.read_history(first)) < 30        # stopped early
+    assert 1 <= len(store.read_history(first)) < 30        # stopped early
     assert run["epochs_done"] >= 1
 
     # the queue moves on by itself (the cancelled run's process starts the next one as it ends),
     # and a cancel right after launch still ends as 'cancelled'
-    wait_for(lambda: runstore.read_run(second)["status"] != "queued", 60, "the second run to start")
-    jobs.cancel(second)
-    assert jobs.wait(second, timeout=120) == "cancelled", jobs.log_tail(second)
+    wait_for(lambda: store.read_run(second)["status"] != "queued", 60, "the second run to start")
+    queue.cancel(second)
+    assert queue.wait(second, timeout=120) == "cancelled", queue.log_tail(second)
 
 
 def test_the_queue_moves_on_with_no_page_open(tmp_path, ckplus):
     """A queued run starts when the one before it ends, though nothing calls start_queued again."""
-    jobs.set_max_concurrent(tmp_path, 1)
-    first = jobs.enqueue(tmp_path, tiny_cfg(ckplus, name="first"))
+    queue.set_max_concurrent(tmp_path, 1)
+    first = queue.enqueue(tmp_path, tiny_cfg(ckplus, name="first"))
     time.sleep(0.01)
-    second = jobs.enqueue(tmp_path, tiny_cfg(ckplus, name="second"))
-    assert jobs.start_queued(tmp_path) == [first]
-    assert jobs.wait(second, timeout=300) == "completed", jobs.log_tail(second)
-    assert runstore.read_run(first)["status"] == "completed"
+    second = queue.enqueue(tmp_path, tiny_cfg(ckplus, name="second"))
+    assert queue.start_queued(tmp_path) == [first]
+    assert queue.wait(second, timeout=300) == "completed", queue.log_tail(second)
+    assert store.read_run(first)["status"] == "completed"
     assert f"queue: started {second}" in (first / "train.log").read_text()
 
 
 def test_cancel_a_queued_run_and_refuse_finished_ones(tmp_path, ckplus):
-    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
-    assert jobs.cancel(run_dir) == "cancelled"
-    assert runstore.read_run(run_dir)["status"] == "cancelled"
-    assert jobs.start_queued(tmp_path, 5) == []            # a cancelled run never starts
+    run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus))
+    assert queue.cancel(run_dir) == "cancelled"
+    assert store.read_run(run_dir)["status"] == "cancelled"
+    assert queue.start_queued(tmp_path, 5) == []            # a cancelled run never starts
     with pytest.raises(UserError, match="cancelled"):
-        jobs.cancel(run_dir)
+        queue.cancel(run_dir)
 
 
 def test_dead_training_process_is_reported_failed(tmp_path, ckplus):
     """A 'running' run whose process is gone (killed, crashed at start-up) must not block the queue."""
-    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
-    runstore.update_run(run_dir, status="running", pid=2 ** 22 + 12345, heartbeat_unix=time.time())
+    run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus))
+    store.update_run(run_dir, status="running", pid=2 ** 22 + 12345, heartbeat_unix=time.time())
     (run_dir / "train.log").write_text("Segmentation fault\n")
-    assert jobs.active_jobs(tmp_path)["running"] == []
-    run = runstore.read_run(run_dir)
+    assert queue.active_jobs(tmp_path)["running"] == []
+    run = store.read_run(run_dir)
     assert run["status"] == "failed" and "Segmentation fault" in run["error"]
-
 
 
 def test_a_killed_run_s_error_is_not_a_normal_log_line(tmp_path, ckplus):
     """kill -9 leaves a log that ends with progress: the error says the process was killed, not 'epoch 3/20'."""
-    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
-    runstore.update_run(run_dir, status="running", pid=2 ** 22 + 12346, heartbeat_unix=time.time())
+    run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus))
+    store.update_run(run_dir, status="running", pid=2 ** 22 + 12346, heartbeat_unix=time.time())
     (run_dir / "train.log").write_text("Epoch 3/20\n120/448 ETA 1:20 - accuracy: 0.41 - loss: 1.52\n")
-    assert jobs.active_jobs(tmp_path)["running"] == []
-    run = runstore.read_run(run_dir)
+    assert queue.active_jobs(tmp_path)["running"] == []
+    run = store.read_run(run_dir)
     assert run["status"] == "failed" and "killed from outside" in run["error"] and "Epoch" not in run["error"]
 
 
 def test_max_concurrent_setting_persists(tmp_path):
-    assert jobs.max_concurrent(tmp_path) == 1
-    jobs.set_max_concurrent(tmp_path, 3)
-    assert jobs.max_concurrent(tmp_path) == 3
+    assert queue.max_concurrent(tmp_path) == 1
+    queue.set_max_concurrent(tmp_path, 3)
+    assert queue.max_concurrent(tmp_path) == 3
     with pytest.raises(UserError):
-        jobs.set_max_concurrent(tmp_path, 0)
-    assert runstore.list_runs(tmp_path) == []     # the setting file is not a run
+        queue.set_max_concurrent(tmp_path, 0)
+    assert store.list_runs(tmp_path) == []     # the setting file is not a run
 
 
 def test_a_cancelled_run_resumes_from_its_checkpoint_through_the_queue(tmp_path, ckplus):
     """What the Runs page's Resume button does: back in the queue, continued by `fer_core resume`."""
-    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus, epochs=6, early_stopping=0, name="resumable"))
+    run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus, epochs=6, early_stopping=0, name="resumable"))
     with pytest.raises(UserError, match="cannot be resumed"):
-        jobs.queue_resume(run_dir)                         # queued, not ended: nothing to resume
-    jobs.start_queued(tmp_path, 1)
+        queue.queue_resume(run_dir)                         # queued, not ended: nothing to resume
+    queue.start_queued(tmp_path, 1)
     wait_for(lambda: (run_dir / "last.keras").exists(), 240, "the first epoch's checkpoint")
-    jobs.cancel(run_dir)
-    assert jobs.wait(run_dir, timeout=120) == "cancelled", jobs.log_tail(run_dir)
-    done_before = runstore.read_run(run_dir)["epochs_done"]
+    queue.cancel(run_dir)
+    assert queue.wait(run_dir, timeout=120) == "cancelled", queue.log_tail(run_dir)
+    done_before = store.read_run(run_dir)["epochs_done"]
     assert 1 <= done_before < 6
-    assert jobs.can_resume(runstore.read_run(run_dir))
+    assert queue.can_resume(store.read_run(run_dir))
 
-    jobs.queue_resume(run_dir)
-    assert runstore.read_run(run_dir)["status"] == "queued"
-    assert jobs.start_queued(tmp_path, 1) == [run_dir]
-    assert jobs.wait(run_dir, timeout=300) == "completed", jobs.log_tail(run_dir)
-    assert [int(h["epoch"]) for h in jobs.read_history(run_dir)] == [1, 2, 3, 4, 5, 6]
+    queue.queue_resume(run_dir)
+    assert store.read_run(run_dir)["status"] == "queued"
+    assert queue.start_queued(tmp_path, 1) == [run_dir]
+    assert queue.wait(run_dir, timeout=300) == "completed", queue.log_tail(run_dir)
+    assert [int(h["epoch"]) for h in store.read_history(run_dir)] == [1, 2, 3, 4, 5, 6]
     assert f"resuming after epoch {done_before}" in (run_dir / "train.log").read_text()
-    assert not jobs.can_resume(runstore.read_run(run_dir))
+    assert not queue.can_resume(store.read_run(run_dir))
 
 
 def test_the_apps_scheduler_starts_a_queued_run_with_no_page_open(tmp_path, ckplus):
     """What keeps the queue moving when a training was killed outright and no page is open: the app's thread."""
     from fer_core.runs.scheduler import QueueScheduler
-    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus, epochs=20, early_stopping=0, name="waiting"))
+    run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus, epochs=20, early_stopping=0, name="waiting"))
     scheduler = QueueScheduler(tmp_path, interval=0.5, log=lambda msg: None).start()
     try:
-        wait_for(lambda: runstore.read_run(run_dir)["status"] == "running", 30, "the scheduler to start the run")
+        wait_for(lambda: store.read_run(run_dir)["status"] == "running", 30, "the scheduler to start the run")
     finally:
         scheduler.stop()
-    jobs.cancel(run_dir)
-    assert jobs.wait(run_dir, timeout=180) == "cancelled", jobs.log_tail(run_dir)
+    queue.cancel(run_dir)
+    assert queue.wait(run_dir, timeout=180) == "cancelled", queue.log_tail(run_dir)
 
 
 def test_a_finished_training_is_not_left_defunct(tmp_path, ckplus):
     """The app that launched a training reaps it when it ends, not when the next one starts."""
-    run_dir = jobs.enqueue(tmp_path, tiny_cfg(ckplus))
-    jobs.start_queued(tmp_path, 1)
-    pid = runstore.read_json(runstore.run_json_path(run_dir))["pid"]
-    wait_for(lambda: runstore.read_json(runstore.run_json_path(run_dir), {}).get("status") != "running", 300,
+    run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus))
+    queue.start_queued(tmp_path, 1)
+    pid = store.read_json(store.run_json_path(run_dir))["pid"]
+    wait_for(lambda: store.read_json(store.run_json_path(run_dir), {}).get("status") != "running", 300,
              "the training to end")
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, f"process {pid} to be reaped (not left <defunct>)")
-    assert runstore.read_json(runstore.run_json_path(run_dir))["status"] == "completed", jobs.log_tail(run_dir)
+    assert store.read_json(store.run_json_path(run_dir))["status"] == "completed", queue.log_tail(run_dir)

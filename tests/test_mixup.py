@@ -10,7 +10,7 @@ from conftest import run_cli
 from test_training import _tiny_folder
 
 from fer_core.config import TrainConfig
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.train import mixup
 from fer_core.train.loop import train
 
@@ -51,9 +51,9 @@ def test_a_run_with_mixup_trains_on_blended_batches(tmp_path, monkeypatch):
     cfg = TrainConfig(data=str(_tiny_folder(tmp_path / "data")), backbone="custom_cnn", input_size=32, epochs=2,
                       batch_size=8, mixup=0.4, runs_dir=str(tmp_path / "runs"), name="mix")
     run_dir = train(cfg)
-    info = runstore.read_json(run_dir / "run.json")
+    info = store.read_json(run_dir / "run.json")
     assert info["status"] == "completed" and info["config"]["mixup"] == 0.4
-    n_train = runstore.read_json(run_dir / "split.json")["counts"]["train"]
+    n_train = store.read_json(run_dir / "split.json")["counts"]["train"]
     assert len(served) >= 2 * math.ceil(n_train / 8)                  # every training batch of both epochs
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fer_core.config import TrainConfig, check_options
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.runs.defaults import FER2013_SCRATCH_RUN_ID
 from fer_core.train import presets
 
@@ -15,16 +15,16 @@ def test_presets_are_valid_configs_and_say_what_they_reached(tmp_path):
     d = tmp_path / FER2013_SCRATCH_RUN_ID
     d.mkdir()
     rows = [[e, "full", 1, 0.5, 1, 0.40 + 0.02 * e, 1e-3, 150] for e in range(1, 31)]   # 150 s an epoch
-    runstore.write_csv_atomic(runstore.history_path(d), ["epoch", "phase", "loss", "accuracy", "val_loss",
+    store.write_csv_atomic(store.history_path(d), ["epoch", "phase", "loss", "accuracy", "val_loss",
                                                          "val_accuracy", "learning_rate", "seconds"], rows)
-    runstore.update_run(d, status="completed", train_seconds=4500.0)
-    runstore.write_json_atomic(runstore.metrics_path(d), {"test": {"accuracy": 0.66}})
+    store.update_run(d, status="completed", train_seconds=4500.0)
+    store.write_json_atomic(store.metrics_path(d), {"test": {"accuracy": 0.66}})
     quick, good, best = presets.PRESETS["large"]
     assert presets.figures(quick, tmp_path)["accuracy"] == 0.40 + 0.02 * 4       # 4 epochs fit in 10 minutes
     assert abs(presets.figures(good, tmp_path)["accuracy"] - (0.40 + 0.02 * 12)) < 1e-9
     f = presets.figures(best, tmp_path)
     assert f["accuracy"] == 0.66 and f["minutes"] == 75
-    runstore.write_json_atomic(tmp_path / "kfold-ck-scratch.json", {"folds": 10, "mean_accuracy": 0.896,
+    store.write_json_atomic(tmp_path / "kfold-ck-scratch.json", {"folds": 10, "mean_accuracy": 0.896,
                                                                      "train_seconds_all_runs": 1200})
     f = presets.figures(presets.PRESETS["small"][0], tmp_path)
     assert f["accuracy"] == 0.896 and f["minutes"] == 2

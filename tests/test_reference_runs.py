@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO, SHARED, need, run_cli
 
 from fer_core.report import compare
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.runs.defaults import DEFAULT_RUN, FER2013_CANDIDATE_RUN_IDS, FER2013_RUN_ID, FERPLUS_RUN_ID
 
 RUNS = REPO / "runs"
@@ -42,7 +42,7 @@ def test_committed_runs_are_complete_and_show_on_the_compare_page():
     if not names:
         pytest.skip("no committed runs in this checkout")
     for name in names:
-        run = runstore.read_run(RUNS / name)
+        run = store.read_run(RUNS / name)
         assert run["status"] == "completed" and not run["problems"], (name, run["problems"])
         for f in ("run.json", "history.csv", "metrics.json", "predictions.csv", "split.json"):
             assert (RUNS / name / f).is_file(), (name, f)
@@ -53,7 +53,7 @@ def test_committed_runs_are_complete_and_show_on_the_compare_page():
         # the validation figure recipes are chosen by is the folds' own, not the test people's (an ensemble's
         # needs its members' models, which are not committed: only its mean over the folds is checked)
         val = [f["val_accuracy"] if "members" in f else
-               runstore.read_json(RUNS / f["run"].split("/")[-1] / "metrics.json")["val"]["accuracy"]
+               store.read_json(RUNS / f["run"].split("/")[-1] / "metrics.json")["val"]["accuracy"]
                for f in s["per_fold"]]
         assert s["mean_val_accuracy"] == pytest.approx(sum(val) / len(val)), s["group"]
 
@@ -86,7 +86,7 @@ def test_the_earlier_default_still_lists_and_its_model_says_why_it_no_longer_loa
         pytest.skip("the earlier default run is not in this checkout")
     from fer_core.errors import UserError
     from fer_core.model.saving import load_model_safe
-    run = runstore.read_run(old)
+    run = store.read_run(old)
     assert run["status"] == "completed" and run["test_accuracy"] is not None
     with pytest.raises(UserError, match="retired MatchSharpness layer"):
         load_model_safe(old / "model.keras")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -19,10 +19,10 @@ def _leftovers(folder: Path) -> list[str]:
 
 # ---------------------------------------------------------------- atomic writes
 def test_atomic_writes_leave_no_temp_files(tmp_path):
-    runstore.write_json_atomic(tmp_path / "a.json", {"x": 1})
-    runstore.write_csv_atomic(tmp_path / "h.csv", ["epoch", "loss"], [[1, 0.5], [2, 0.25]])
-    runstore.write_text_atomic(tmp_path / "t.txt", "hello")
-    assert runstore.read_json(tmp_path / "a.json") == {"x": 1}
+    store.write_json_atomic(tmp_path / "a.json", {"x": 1})
+    store.write_csv_atomic(tmp_path / "h.csv", ["epoch", "loss"], [[1, 0.5], [2, 0.25]])
+    store.write_text_atomic(tmp_path / "t.txt", "hello")
+    assert store.read_json(tmp_path / "a.json") == {"x": 1}
     assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,loss", "1,0.5", "2,0.25"]
     assert (tmp_path / "t.txt").read_text() == "hello"
     assert _leftovers(tmp_path) == []
@@ -31,36 +31,36 @@ def test_atomic_writes_leave_no_temp_files(tmp_path):
 @pytest.mark.parametrize("broken", ["fsync", "replace"])
 def test_a_failed_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch, broken):
     target = tmp_path / "run.json"
-    runstore.write_json_atomic(target, {"status": "running", "epochs_done": 3})
+    store.write_json_atomic(target, {"status": "running", "epochs_done": 3})
 
     def fail(*a, **k):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(runstore.os, broken, fail)
+    monkeypatch.setattr(store.os, broken, fail)
     with pytest.raises(OSError):
-        runstore.write_json_atomic(target, {"status": "completed"})
+        store.write_json_atomic(target, {"status": "completed"})
     monkeypatch.undo()
-    assert runstore.read_json(target) == {"status": "running", "epochs_done": 3}
+    assert store.read_json(target) == {"status": "running", "epochs_done": 3}
     assert _leftovers(tmp_path) == []
 
 
 def test_update_run_merges_fields(tmp_path):
-    runstore.update_run(tmp_path, status="running", epochs_done=1)
-    info = runstore.update_run(tmp_path, epochs_done=2)
-    assert info == {"status": "running", "epochs_done": 2} == runstore.read_json(tmp_path / "run.json")
+    store.update_run(tmp_path, status="running", epochs_done=1)
+    info = store.update_run(tmp_path, epochs_done=2)
+    assert info == {"status": "running", "epochs_done": 2} == store.read_json(tmp_path / "run.json")
 
 
 # ---------------------------------------------------------------- listing damaged runs
 def test_damaged_runs_are_still_listed(tmp_path):
-    good = runstore.create_run_dir(tmp_path, "good")
-    runstore.update_run(good, status="completed", name="good one", config={"backbone": "fer_vgg"})
-    damaged = runstore.create_run_dir(tmp_path, "damaged")
+    good = store.create_run_dir(tmp_path, "good")
+    store.update_run(good, status="completed", name="good one", config={"backbone": "fer_vgg"})
+    damaged = store.create_run_dir(tmp_path, "damaged")
     (damaged / "run.json").write_text('{"status": "compl')          # cut off mid-write by a crash
-    no_json = runstore.create_run_dir(tmp_path, "nojson")
-    bad_metrics = runstore.create_run_dir(tmp_path, "badmetrics")
-    runstore.update_run(bad_metrics, status="completed")
+    no_json = store.create_run_dir(tmp_path, "nojson")
+    bad_metrics = store.create_run_dir(tmp_path, "badmetrics")
+    store.update_run(bad_metrics, status="completed")
     (bad_metrics / "metrics.json").write_text("not json")
 
-    runs = {r["id"]: r for r in runstore.list_runs(tmp_path)}
+    runs = {r["id"]: r for r in store.list_runs(tmp_path)}
     assert set(runs) == {good.name, damaged.name, no_json.name, bad_metrics.name}
     assert runs[good.name]["status"] == "completed" and runs[good.name]["name"] == "good one"
     assert runs[good.name]["backbone"] == "fer_vgg" and runs[good.name]["problems"] == []
@@ -72,7 +72,7 @@ def test_damaged_runs_are_still_listed(tmp_path):
 
 
 def test_listing_a_missing_runs_folder_is_empty(tmp_path):
-    assert runstore.list_runs(tmp_path / "nothing-here") == []
+    assert store.list_runs(tmp_path / "nothing-here") == []
 
 
 # ---------------------------------------------------------------- names that try to escape
@@ -80,7 +80,7 @@ def test_listing_a_missing_runs_folder_is_empty(tmp_path):
                                   "..\\..\\win", "~/home", ""])
 def test_run_names_cannot_escape_runs_dir(tmp_path, name):
     runs = tmp_path / "runs"
-    d = runstore.create_run_dir(runs, name)
+    d = store.create_run_dir(runs, name)
     assert d.parent.resolve() == runs.resolve()
     assert d.is_dir() and ".." not in d.name and "/" not in d.name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
@@ -88,14 +88,14 @@ def test_run_names_cannot_escape_runs_dir(tmp_path, name):
 
 def test_delete_only_inside_the_run_store(tmp_path):
     runs = tmp_path / "runs"
-    d = runstore.create_run_dir(runs, "mine")
-    runstore.update_run(d, status="completed")
+    d = store.create_run_dir(runs, "mine")
+    store.update_run(d, status="completed")
     outside = tmp_path / "other"
     outside.mkdir()
-    with pytest.raises(runstore.RunStoreError):
-        runstore.delete_run(runs, outside)
+    with pytest.raises(store.RunStoreError):
+        store.delete_run(runs, outside)
     assert outside.is_dir()
-    runstore.delete_run(runs, d)
+    store.delete_run(runs, d)
     assert not d.exists()
 
 
@@ -108,7 +108,7 @@ def test_runs_created_at_the_same_moment_get_distinct_folders(tmp_path):
     def create():
         try:
             barrier.wait()
-            made.append(runstore.create_run_dir(tmp_path, "same-name"))
+            made.append(store.create_run_dir(tmp_path, "same-name"))
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
     threads = [threading.Thread(target=create) for _ in range(n)]
@@ -122,20 +122,20 @@ def test_runs_created_at_the_same_moment_get_distinct_folders(tmp_path):
 
 def test_a_name_collision_is_retried_not_shared(tmp_path, monkeypatch):
     tokens = iter(["aaaa", "aaaa", "aaaa", "bbbb"])
-    monkeypatch.setattr(runstore.secrets, "token_hex", lambda n: next(tokens))
-    first = runstore.create_run_dir(tmp_path, "x")
-    second = runstore.create_run_dir(tmp_path, "x")
+    monkeypatch.setattr(store.secrets, "token_hex", lambda n: next(tokens))
+    first = store.create_run_dir(tmp_path, "x")
+    second = store.create_run_dir(tmp_path, "x")
     assert first != second and first.is_dir() and second.is_dir()
     assert first.name.endswith("aaaa") and second.name.endswith("bbbb")
 
 
 # ---------------------------------------------------------------- heartbeats
 def test_a_stale_heartbeat_shows_as_failed(tmp_path):
-    alive = runstore.create_run_dir(tmp_path, "alive")
-    dead = runstore.create_run_dir(tmp_path, "dead")
-    runstore.update_run(alive, status="running", heartbeat_unix=time.time())
-    runstore.update_run(dead, status="running", heartbeat_unix=time.time() - runstore.STALE_AFTER_SECONDS - 5)
-    runs = {r["id"]: r for r in runstore.list_runs(tmp_path)}
+    alive = store.create_run_dir(tmp_path, "alive")
+    dead = store.create_run_dir(tmp_path, "dead")
+    store.update_run(alive, status="running", heartbeat_unix=time.time())
+    store.update_run(dead, status="running", heartbeat_unix=time.time() - store.STALE_AFTER_SECONDS - 5)
+    runs = {r["id"]: r for r in store.list_runs(tmp_path)}
     assert runs[alive.name]["status"] == "running"
     assert runs[dead.name]["status"] == "failed"
     assert runs[dead.name]["error"]
@@ -144,18 +144,33 @@ def test_a_stale_heartbeat_shows_as_failed(tmp_path):
 
 
 def test_rename_changes_the_display_name_only(tmp_path):
-    d = runstore.create_run_dir(tmp_path, "orig")
-    runstore.update_run(d, status="completed")
-    runstore.rename_run(d, "  my best model  ")
-    assert runstore.read_run(d)["name"] == "my best model" and d.is_dir()
-    with pytest.raises(runstore.RunStoreError):
-        runstore.rename_run(d, "   ")
-    elsewhere = runstore.create_run_dir(tmp_path / "elsewhere", "theirs")
-    runstore.update_run(elsewhere, status="completed", name="theirs")
+    d = store.create_run_dir(tmp_path, "orig")
+    store.update_run(d, status="completed")
+    store.rename_run(d, "  my best model  ")
+    assert store.read_run(d)["name"] == "my best model" and d.is_dir()
+    with pytest.raises(store.RunStoreError):
+        store.rename_run(d, "   ")
+    elsewhere = store.create_run_dir(tmp_path / "elsewhere", "theirs")
+    store.update_run(elsewhere, status="completed", name="theirs")
     (tmp_path / "store").mkdir()
     link = tmp_path / "store" / elsewhere.name
     link.symlink_to(elsewhere)
     before = (elsewhere / "run.json").read_bytes()
-    with pytest.raises(runstore.RunStoreError, match="outside the run store"):
-        runstore.rename_run(link, "mine now")
+    with pytest.raises(store.RunStoreError, match="outside the run store"):
+        store.rename_run(link, "mine now")
     assert (elsewhere / "run.json").read_bytes() == before
+
+
+# ---------------------------------------------------------------- history.csv, read by column name
+def test_history_is_read_by_column_name_whatever_the_order(tmp_path):
+    rows = [{"epoch": 1, "phase": "frozen", "loss": 1.5, "accuracy": 0.4, "val_loss": 1.6, "val_accuracy": 0.35,
+             "learning_rate": 0.001, "seconds": 12.5},
+            {"epoch": 2, "phase": "full", "loss": 1.2, "accuracy": 0.5, "val_loss": None, "val_accuracy": None,
+             "learning_rate": 1e-05, "seconds": 11.0}]
+    store.write_history(tmp_path, rows)
+    assert store.read_history(tmp_path) == rows
+    shuffled = ["seconds", "val_accuracy", "epoch", "phase"]        # a file with other columns, in another order
+    store.write_csv_atomic(store.history_path(tmp_path), shuffled, [[9.0, 0.7, 3, "full"]])
+    assert store.read_history(tmp_path) == [{"seconds": 9.0, "val_accuracy": 0.7, "epoch": 3, "phase": "full"}]
+    store.history_path(tmp_path).unlink()
+    assert store.read_history(tmp_path) == []

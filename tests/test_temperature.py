@@ -11,7 +11,7 @@ from fer_core.model.temperature import apply_temperature
 from fer_core.report.calibration import (ECE_BINS, expected_calibration_error, fit_temperature, nll,
                                          reliability_bins)
 from fer_core.report.reliability import reliability_figure
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -84,11 +84,11 @@ def test_reliability_figure_draws_the_bins_it_is_given():
 
 
 def test_a_run_reads_its_temperature_and_ignores_a_damaged_file(tmp_path):
-    assert runstore.read_temperature(tmp_path) is None                      # never calibrated
-    path = runstore.calibration_path(tmp_path)
+    assert store.read_temperature(tmp_path) is None                      # never calibrated
+    path = store.calibration_path(tmp_path)
     for bad in ("{not json", json.dumps({"temperature": -1}), json.dumps({"temperature": "hot"}),
                 json.dumps({"temperature": None})):
         path.write_text(bad)
-        assert runstore.read_temperature(tmp_path) is None
-    runstore.write_json_atomic(path, {"temperature": 1.25})
-    assert runstore.read_temperature(tmp_path) == 1.25
+        assert store.read_temperature(tmp_path) is None
+    store.write_json_atomic(path, {"temperature": 1.25})
+    assert store.read_temperature(tmp_path) == 1.25

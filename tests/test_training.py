@@ -20,7 +20,7 @@ from fer_core.config import TrainConfig
 from fer_core.model.backbones import build_features, build_model, freeze_base
 from fer_core.model.kerasenv import keras
 from fer_core.model.saving import load_model_safe
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.train.frozen import compute_features, fit_head_on_features, head_phase_model
 from fer_core.train.loop import train
 from fer_core.train.schedule import compile_model
@@ -48,7 +48,7 @@ def _wait_for(predicate, timeout: float, proc=None, what=""):
 
 
 def _epochs_done(run_dir: Path) -> int:
-    return (runstore.read_json(run_dir / "state.json", {}) or {}).get("epochs_done", 0)
+    return (store.read_json(run_dir / "state.json", {}) or {}).get("epochs_done", 0)
 
 
 def _start_train(run_dir: Path, data: Path, *args) -> subprocess.Popen:
@@ -68,8 +68,8 @@ def test_feature_cache_gives_the_same_head_as_the_plain_path(name):
     cfg = TrainConfig(dropout=0.0, learning_rate=1e-3)
 
     def frozen_model():
-        model, features, head = build_model(name, K, image_size=48, input_size=32, weights="none", head_units=32, dropout=0.0, l2=1e-4,
-                                            augment=False, seed=7)
+        model, features, head = build_model(name, K, image_size=48, input_size=32, weights="none", head_units=32,
+                                            dropout=0.0, l2=1e-4, augment=False, seed=7)
         freeze_base(features)
         return model, features, head
 
@@ -119,7 +119,7 @@ def test_pretrained_head_phase_keeps_the_base_frozen(tmp_path):
                       input_size=32, epochs=2, batch_size=16, augment=augment, feature_cache=cache,
                       runs_dir=str(tmp_path / "runs"), name="head")
     run_dir = train(cfg)
-    info = runstore.read_json(run_dir / "run.json")
+    info = store.read_json(run_dir / "run.json")
     assert info["status"] == "completed"
     assert [r["phase"] for r in _history(run_dir)] == ["head", "head"]
     saved = load_model_safe(run_dir / "model.keras").get_layer("features").get_weights()
@@ -151,20 +151,20 @@ def test_a_killed_run_resumes_to_completion(ckplus, tmp_path):
     before = _history(run_dir)
     done = _epochs_done(run_dir)
     assert 1 <= done < 6 and len(before) >= done
-    assert runstore.read_json(run_dir / "run.json")["status"] == "running"   # as the killed process left it
+    assert store.read_json(run_dir / "run.json")["status"] == "running"   # as the killed process left it
     # a kill can land between an atomic write's temp file and its rename: the temp file stays, the target is whole
     (run_dir / ".run.json.k1ll3d.tmp").write_text('{"half": ')
 
     r = run_cli("resume", run_dir, timeout=400)
     assert r.returncode == 0, r.stderr[-2000:]
     assert [p.name for p in run_dir.iterdir() if ".tmp" in p.name] == []       # resume cleared them
-    info = runstore.read_json(run_dir / "run.json")
+    info = store.read_json(run_dir / "run.json")
     assert info["status"] == "completed" and info["epochs_done"] == 6
     after = _history(run_dir)
     assert [int(row["epoch"]) for row in after] == [1, 2, 3, 4, 5, 6]
     assert after[:done] == before[:done], "the epochs before the kill are kept, not redone"
     assert f"resuming after epoch {done}" in (run_dir / "train.log").read_text()
-    metrics = runstore.read_json(run_dir / "metrics.json")
+    metrics = store.read_json(run_dir / "metrics.json")
     assert metrics["test"]["num_samples"] > 0 and (run_dir / "predictions.csv").exists()
 
 
@@ -173,7 +173,7 @@ def test_sigterm_cancels_and_keeps_the_checkpoint(ckplus, tmp_path):
     run_dir = tmp_path / "runs" / "termed"
     rc = _signal_after_first_epoch(run_dir, ckplus, 40, signal.SIGTERM, 120)
     assert rc not in (0, -signal.SIGTERM), "a cancelled run is neither a success nor killed by the signal"
-    info = runstore.read_json(run_dir / "run.json")
+    info = store.read_json(run_dir / "run.json")
     assert info["status"] == "cancelled"
     done = info["epochs_done"]
     assert 1 <= done < 40 and len(_history(run_dir)) == done
@@ -186,7 +186,7 @@ def test_sigterm_cancels_and_keeps_the_checkpoint(ckplus, tmp_path):
 def test_a_cancel_file_stops_the_run(tmp_path):
     cfg = TrainConfig(data=str(_tiny_folder(tmp_path / "data", n=40)), backbone="custom_cnn", input_size=32,
                       epochs=200, batch_size=8, augment=False, runs_dir=str(tmp_path / "runs"), name="c")
-    run_dir = runstore.create_run_dir(cfg.runs_dir, "c")
+    run_dir = store.create_run_dir(cfg.runs_dir, "c")
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("dir", train(cfg, run_dir=run_dir)))
     t.start()
@@ -194,7 +194,7 @@ def test_a_cancel_file_stops_the_run(tmp_path):
     (run_dir / "CANCEL").touch()
     t.join(120)
     assert not t.is_alive()
-    info = runstore.read_json(run_dir / "run.json")
+    info = store.read_json(run_dir / "run.json")
     assert info["status"] == "cancelled" and 1 <= info["epochs_done"] < 200
     assert (run_dir / "last.keras").exists()
 
@@ -218,7 +218,7 @@ def test_mirrored_strategy_trains_on_two_replicas(ckplus, tmp_path):
                        text=True, timeout=500)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "tf.distribute mirrored: 2 replicas" in r.stdout
-    info = runstore.read_json(run_dir / "run.json")
+    info = store.read_json(run_dir / "run.json")
     assert info["status"] == "completed" and info["config"]["strategy"] == "mirrored"
     assert len(_history(run_dir)) == 1 and (run_dir / "metrics.json").exists()
 
@@ -229,7 +229,7 @@ def test_a_full_disk_while_checkpointing_fails_the_run_and_keeps_the_previous_ch
     import errno
     cfg = TrainConfig(data=str(_tiny_folder(tmp_path / "data", n=40)), backbone="custom_cnn", input_size=32,
                       epochs=5, batch_size=8, runs_dir=str(tmp_path / "runs"), name="disk")
-    run_dir = runstore.create_run_dir(cfg.runs_dir, "disk")
+    run_dir = store.create_run_dir(cfg.runs_dir, "disk")
     real_save = keras.Model.save
     calls = {"last": 0}
 
@@ -246,18 +246,18 @@ def test_a_full_disk_while_checkpointing_fails_the_run_and_keeps_the_previous_ch
         train(cfg, run_dir=run_dir)
     monkeypatch.setattr(keras.Model, "save", real_save)
 
-    info = runstore.read_json(run_dir / "run.json")
+    info = store.read_json(run_dir / "run.json")
     assert info["status"] == "failed"
     assert "disk is full" in info["error"] and "previous checkpoint is kept" in info["error"]
     assert not list(run_dir.glob(".*tmp*")), "the half-written file was left behind"
     assert _epochs_done(run_dir) == 1
     from fer_core.model.saving import load_model_safe
     load_model_safe(run_dir / "last.keras")       # epoch 1's checkpoint is whole
-    assert runstore.read_run(run_dir)["status"] == "failed"   # and the run still lists
+    assert store.read_run(run_dir)["status"] == "failed"   # and the run still lists
 
     r = run_cli("resume", run_dir)                  # space freed: the run finishes from epoch 1
     assert r.returncode == 0, r.stderr[-2000:]
-    assert runstore.read_json(run_dir / "run.json")["status"] == "completed"
+    assert store.read_json(run_dir / "run.json")["status"] == "completed"
     assert [int(h["epoch"]) for h in _history(run_dir)] == [1, 2, 3, 4, 5]
 
 
@@ -305,7 +305,7 @@ def test_keep_last_stores_the_final_weights_and_flip_tta_averages_the_mirror(ckp
                 "--test-tta", "flip", "--name", "keep-last")
     assert r.returncode == 0, r.stderr[-2000:]
     run_dir = Path(r.stdout.strip().splitlines()[-1])
-    metrics = runstore.read_json(run_dir / "metrics.json")
+    metrics = store.read_json(run_dir / "metrics.json")
     assert metrics["kept"] == "last" and metrics["kept_epoch"] == 3
     assert metrics["test"]["tta"] == "flip"
     kept, last = load_model_safe(run_dir / "model.keras"), load_model_safe(run_dir / "last.keras")
@@ -313,7 +313,7 @@ def test_keep_last_stores_the_final_weights_and_flip_tta_averages_the_mirror(ckp
         np.testing.assert_array_equal(a, b)
 
     ds = load_dataset(ckplus, 48)
-    test_idx = runstore.read_json(run_dir / "split.json")["indices"]["test"]
+    test_idx = store.read_json(run_dir / "split.json")["indices"]["test"]
     x = to_model_input(ds.images[test_idx])
     predict = make_predict_fn(kept)
     expected = (np.asarray(predict(x)) + np.asarray(predict(x[:, :, ::-1]))) / 2
@@ -340,8 +340,8 @@ def test_a_resumed_run_counts_training_time_not_the_time_it_lay_stopped(tmp_path
     cfg = TrainConfig(data=str(data), backbone="custom_cnn", input_size=32, epochs=1, batch_size=16,
                       schedule="cosine", max_train_seconds=600, runs_dir=str(tmp_path / "runs"), name="budget")
     run_dir = train(cfg)
-    first_epoch = runstore.read_json(run_dir / "state.json")["epoch_seconds"][0]
-    runstore.update_run(run_dir, config={**cfg.to_dict(), "epochs": 3})   # more epochs left to do
+    first_epoch = store.read_json(run_dir / "state.json")["epoch_seconds"][0]
+    store.update_run(run_dir, config={**cfg.to_dict(), "epochs": 3})   # more epochs left to do
     time.sleep(2)                                                          # it lies stopped a while
     train(TrainConfig(**{**cfg.to_dict(), "epochs": 3}), run_dir=run_dir, resume=True)
     assert [int(r["epoch"]) for r in _history(run_dir)] == [1, 2, 3]

@@ -108,7 +108,7 @@ def read_many(files: list[Path], size: int, label: str, progress_cb=None):
     return imgs, ok, sizes, problems
 
 
-def _load_class_folders(root: Path, size: int, progress_cb=None):
+def _load_class_folders(root: Path):
     """-> files, labels, class_names, problems for root/<class>/*."""
     class_dirs = _class_dirs(root)
     files, labels, class_names, problems = [], [], [], []
@@ -140,7 +140,7 @@ def split_name_warnings(class_names: list[str]) -> list[str]:
 
 def load_image_folder(path, size: int = 48, progress_cb=None) -> Dataset:
     root = _descend_single(Path(path))
-    files, labels, class_names, problems = _load_class_folders(root, size)
+    files, labels, class_names, problems = _load_class_folders(root)
     if not files:
         raise DatasetError(f"no images found in the class folders of {path} "
                            f"(looked for {', '.join(IMAGE_EXTENSIONS)}).")
@@ -159,8 +159,8 @@ def load_train_test_folders(path, size: int = 48, progress_cb=None) -> Dataset:
     """train/<class>/ + test/<class>/. FER2013's file prefixes restore its official three-way split."""
     root = Path(path)
     parts = {d.name.lower(): d for d in _class_dirs(root)}
-    train_files, train_labels, classes, problems = _load_class_folders(parts["train"], size)
-    test_files, test_labels_raw, test_classes, test_problems = _load_class_folders(parts["test"], size)
+    train_files, train_labels, classes, problems = _load_class_folders(parts["train"])
+    test_files, test_labels_raw, test_classes, test_problems = _load_class_folders(parts["test"])
     problems = [f"train/{p}" for p in problems] + [f"test/{p}" for p in test_problems]
     missing = [c for c in test_classes if c not in classes]
     if missing:

@@ -53,9 +53,11 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
         raise ImageError(f"{name}: this is not an image file Pillow can read. "
                          "Choose a JPEG, PNG, WebP, BMP or TIFF photo.") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{name}: the image file is damaged or truncated ({e}). Re-export or re-download it.") from None
+        raise ImageError(f"{name}: the image file is damaged or truncated ({e}). Re-export or re-download "
+                         "it.") from None
     if w < 2 or h < 2:
-        raise ImageError(f"{name}: the image is only {w}x{h} pixels; it needs to be at least 2x2 (a face needs ~24x24).")
+        raise ImageError(f"{name}: the image is only {w}x{h} pixels; it needs to be at least 2x2 (a face needs "
+                         "~24x24).")
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not cost the user the photo

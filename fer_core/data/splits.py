@@ -109,7 +109,8 @@ def make_split(ds: Dataset, spec: str, seed: int) -> Split:
             k, fold = int(k), int(fold)
             assert k >= 2 and 0 <= fold < k
         except (ValueError, AssertionError):
-            raise DatasetError(f"bad split '{spec}': write subject-kfold:K:FOLD with K >= 2 and 0 <= FOLD < K.") from None
+            raise DatasetError(f"bad split '{spec}': write subject-kfold:K:FOLD with K >= 2 and "
+                               "0 <= FOLD < K.") from None
         if ds.groups is None:
             raise DatasetError(f"{ds.name} has no subject ids, so a subject-independent split is impossible; "
                                "use random:FRACTION (it may put one person in train and test).")
@@ -129,7 +130,8 @@ def make_split(ds: Dataset, spec: str, seed: int) -> Split:
             frac = float(spec.split(":", 1)[1])
             assert 0 < frac < 1
         except (ValueError, AssertionError):
-            raise DatasetError(f"bad split '{spec}': write random:FRACTION with 0 < FRACTION < 1, e.g. random:0.2.") from None
+            raise DatasetError(f"bad split '{spec}': write random:FRACTION with 0 < FRACTION < 1, "
+                               "e.g. random:0.2.") from None
         rest, test = _stratified_fraction(ds.labels, all_idx, frac, rng)
         train, val = _stratified_fraction(ds.labels, rest, VAL_FRACTION, rng)
         leaks = ds.groups is not None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from fer_core.config import MAX_INPUT_SIZE
 from fer_core.errors import UserError
 from fer_core.model.kerasenv import keras
 from fer_core.model.layers import BackbonePreprocess, GrayToRGB
@@ -143,7 +144,7 @@ def _imagenet_base(bb: Backbone, app: Callable, size: int, weights):
     socket.setdefaulttimeout(20)   # fail fast when offline instead of hanging on a download
     try:
         return app(weights="imagenet", **kwargs)
-    except Exception as e:  # the download failed (offline, proxy, ...): say what to do instead
+    except Exception:  # the download failed (offline, proxy, ...): say what to do instead
         target = keras_cache_file(bb, size)
         raise WeightsError(
             f"could not download the ImageNet weights for {bb.name} (no internet connection?). "
@@ -291,15 +292,17 @@ def resolve_input_size(backbone: str, input_size: int) -> int:
     if size < bb.min_size:
         raise ModelConfigError(f"input size {size} is too small for {backbone}: it needs at least "
                                f"{bb.min_size}x{bb.min_size} (its pooling stages would shrink the face to nothing).")
-    if size > 320:
-        raise ModelConfigError(f"input size {size} is larger than this app supports (320); 48-224 are sensible.")
+    if size > MAX_INPUT_SIZE:
+        raise ModelConfigError(f"input size {size} is larger than this app supports ({MAX_INPUT_SIZE}); 48-224 are "
+                               "sensible.")
     return size
 
 
 def build_model(backbone: str, num_classes: int, *, image_size: int = 48, input_size: int = 0,
                 weights: str = "none", head_units: int = 256, dropout: float = 0.5, l2: float = 1e-4,
                 augment: bool = True, photometric: bool = False, seed: int = 1337):
-    """-> (model, features, head). weights: 'imagenet', 'none' or a weights file path ('run:' is handled by training)."""
+    """-> (model, features, head). weights: 'imagenet', 'none' or a weights file path ('run:' is handled by
+    training)."""
     bb = get_backbone(backbone)
     size = resolve_input_size(backbone, input_size)
     if weights == "imagenet" and not bb.imagenet:

@@ -10,9 +10,9 @@ and a countdown that starts with the first frame it sees, so a user who presses 
 whole countdown; then k shots of the largest face, each when that face's box has stayed put over a few
 frames (a blurred or half-turned face makes a poor prototype), a short gap apart so the shots are not one
 frame k times. The first shot of a new emotion also waits until the face looks different from the last
-emotion shot before it (most of its shots), over `steady_frames` frames in a row (one noisy frame is not a change): a user who
-missed the prompt would otherwise give two emotions the same face. That wait ends after `change_wait_s`, as
-some people's expressions differ only a little.
+emotion shot before it (most of its shots), over `steady_frames` frames in a row (one noisy frame is not a
+change): a user who missed the prompt would otherwise give two emotions the same face. That wait ends after
+`change_wait_s`, as some people's expressions differ only a little.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 that differ, repeated runs grouped with mean ± std, best as well as last values, filter and sort by anything,
 and whether a run learnt anything at all (its margin over always guessing the largest class).
 
-Pure functions over what `runstore.read_run` returns.
+Pure functions over what `store.read_run` returns.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from fer_core import config
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 NOT_PARAMETERS = {"name", "runs_dir"}                    # where and what-called, not how it trained
 REPEAT_PARAMETERS = {"seed", "split_seed", "split"}      # what differs between repeats of one recipe
@@ -47,7 +47,7 @@ def best_and_last(run: dict) -> dict:
     """From history.csv: the best and the last validation accuracy, and the epoch of the best. Remembered per
     history.csv version: the Runs page asks for every run on every rerun."""
     try:
-        stamp = os.stat(runstore.history_path(run["path"])).st_mtime_ns
+        stamp = os.stat(store.history_path(run["path"])).st_mtime_ns
     except OSError:
         stamp = None
     return dict(_best_and_last(str(run["path"]), stamp))
@@ -55,8 +55,9 @@ def best_and_last(run: dict) -> dict:
 
 @functools.lru_cache(maxsize=4096)
 def _best_and_last(path: str, _stamp) -> dict:
-    rows = runstore.read_history_rows(path)
-    vals = [(int(r[0]), float(r[5])) for r in rows if len(r) > 5 and r[5] not in ("", "None")]
+    rows = store.read_history(path)
+    vals = [(int(r["epoch"]), r["val_accuracy"]) for r in rows
+            if r.get("epoch") is not None and r.get("val_accuracy") is not None]
     if not vals:
         return {"best val accuracy": None, "best epoch": None, "last val accuracy": None}
     best = max(vals, key=lambda v: v[1])

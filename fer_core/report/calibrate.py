@@ -21,16 +21,16 @@ from fer_core.report.calibration import ECE_BINS, calibration_figures, fit_tempe
 from fer_core.report.evaluate import load_run_data, part_indices, scored_faces
 from fer_core.runs.run_model import RunModel
 from fer_core.report.evaluation import predict_probs, to_model_input
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 
 def calibrate_run(run_dir, data: str | None = None) -> dict:
     """Fit T on the run's validation part (its own split.json on its own dataset; `data` names the dataset
     when the recorded path is not reachable here) and write it to the run's calibration.json."""
     run_dir = Path(run_dir)
-    info = runstore.read_json(runstore.run_json_path(run_dir), None)
+    info = store.read_json(store.run_json_path(run_dir), None)
     if info is None:
-        raise runstore.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
+        raise store.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
     rec = RunModel.load(run_dir)
     ds, same_data = load_run_data(run_dir, info, data)
     idx, where = part_indices(run_dir, info, ds, "val", same_data)
@@ -45,16 +45,16 @@ def calibrate_run(run_dir, data: str | None = None) -> dict:
               "fitted_on": {"data": str(data or info.get("config", {}).get("data")), "part": "val",
                             "which": where, "num_faces": int(len(y))},
               "ece_bins": ECE_BINS, "before": figures["before"], "after": figures["after"],
-              "fitted": runstore.now_iso()}
-    runstore.write_json_atomic(runstore.calibration_path(run_dir), record)
-    return {**record, "path": str(runstore.calibration_path(run_dir))}
+              "fitted": store.now_iso()}
+    store.write_json_atomic(store.calibration_path(run_dir), record)
+    return {**record, "path": str(store.calibration_path(run_dir))}
 
 
 def read_test_predictions(run_dir) -> tuple[np.ndarray, np.ndarray] | None:
     """(probabilities, true class indices) of the run's test part from predictions.csv; None when it is
     missing or its rows cannot be read as probabilities."""
     try:
-        with open(runstore.predictions_path(run_dir), newline="", encoding="utf-8") as f:
+        with open(store.predictions_path(run_dir), newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
     except OSError:
         return None
@@ -72,8 +72,8 @@ def read_test_predictions(run_dir) -> tuple[np.ndarray, np.ndarray] | None:
 def run_reliability(run_dir) -> dict:
     """What the Runs page shows: the stored calibration (None if never fitted), and the test part's ECE and
     reliability bins before and after its temperature ('test' None when predictions.csv is unusable)."""
-    record = runstore.read_json(runstore.calibration_path(run_dir), None)
-    t = runstore.read_temperature(run_dir)
+    record = store.read_json(store.calibration_path(run_dir), None)
+    t = store.read_temperature(run_dir)
     test = read_test_predictions(run_dir)
     out = {"calibration": record if t else None, "temperature": t, "test": None}
     if test is not None:

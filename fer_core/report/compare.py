@@ -1,6 +1,6 @@
 """Tables and figures' data for the Runs and Compare pages: pure functions over run folders.
 
-Everything here reads what `runstore.read_run` returns (or the run folder itself) and
+Everything here reads what `store.read_run` returns (or the run folder itself) and
 tolerates missing pieces: a failed run has no metrics, a reference run committed without
 model.keras still has metrics.json (with model_bytes and parameters), a damaged run.json
 gives a row of blanks rather than an exception.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fer_core.data.emotions import canonical
 from fer_core.report import browse, display
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.runs.defaults import REPO_ROOT
 
 RUNS_COLUMNS = ["name", "status", "dataset", "backbone", "test accuracy", "margin over baseline",
@@ -55,7 +55,8 @@ def runs_table(runs: list[dict]) -> list[dict]:
 
 
 def filter_rows(rows: list[dict], status=None, backbone=None, dataset=None, text: str = "") -> list[dict]:
-    """Keep rows whose status/backbone/dataset are among the chosen ones (empty = any) and whose name or id has `text`."""
+    """Keep rows whose status/backbone/dataset are among the chosen ones (empty = any) and whose name or id has
+    `text`."""
     text = (text or "").strip().lower()
     out = []
     for r in rows:
@@ -73,7 +74,7 @@ def filter_rows(rows: list[dict], status=None, backbone=None, dataset=None, text
 
 def model_size_bytes(run: dict) -> int | None:
     """model.keras's size, or metrics.json's model_bytes for runs stored without the model file."""
-    p = runstore.model_path(run["path"])
+    p = store.model_path(run["path"])
     if p.is_file():
         return p.stat().st_size
     return (run.get("metrics") or {}).get("model_bytes")
@@ -222,9 +223,9 @@ def misclassified(run_dir, true: str | None = None, predicted: str | None = None
     Why paged and chosen: the first 24 mistakes of a file sorted by class were all of one class.
     """
     run_dir = Path(run_dir)
-    info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
+    info = store.read_json(store.run_json_path(run_dir), {}) or {}
     try:
-        with open(runstore.predictions_path(run_dir), newline="", encoding="utf-8") as f:
+        with open(store.predictions_path(run_dir), newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (OSError, csv.Error, UnicodeDecodeError):
         return {"items": [], "total": 0, "matching": 0, "pages": 0, "pairs": {},
@@ -279,7 +280,7 @@ def saved_evaluations(run_dir) -> list[dict]:
         return []
     out = []
     for p in d.glob("*.json"):
-        e = runstore.read_json(p, None)
+        e = store.read_json(p, None)
         if isinstance(e, dict):
             out.append({"file": p.name, "data": e.get("data"), "split": e.get("split"),
                         "accuracy": _num(e.get("accuracy")), "macro F1": _num(e.get("macro_f1")),
@@ -305,7 +306,7 @@ def kfold_summaries(runs_dir) -> list[dict]:
         return []
     out = []
     for p in sorted(d.glob("kfold-*.json")):
-        s = runstore.read_json(p, None)
+        s = store.read_json(p, None)
         if isinstance(s, dict) and isinstance(s.get("per_fold"), list):
             s = {**s, "file": p.name}
             out.append(s)

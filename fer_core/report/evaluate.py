@@ -11,7 +11,7 @@ from fer_core.data.emotions import canonical
 from fer_core.data.splits import make_split
 from fer_core.report.calibration import calibration_figures
 from fer_core.report.evaluation import evaluate_arrays, match_labels, tta_mode
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.runs.run_model import RunModel
 
 
@@ -34,7 +34,7 @@ def part_indices(run_dir, info: dict, ds, part: str, same_data: bool) -> tuple[n
         return np.arange(len(ds)), "every face"
     if part not in ("train", "val", "test"):
         raise DatasetError(f"unknown split '{part}'; use train, val, test or all")
-    recorded = runstore.read_json(runstore.split_path(run_dir), {}) or {}
+    recorded = store.read_json(store.split_path(run_dir), {}) or {}
     if same_data and (recorded.get("indices") or {}).get(part) is not None:
         return np.array(recorded["indices"][part], dtype=np.int64), f"the run's own {part} part"
     if ds.splits is not None:
@@ -56,9 +56,9 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
     probabilities and, where the run has a fitted temperature, of the scaled ones the app shows; engine
     'litert' scores the run's model.tflite, which the app runs where the export is marked for it."""
     run_dir = Path(run_dir)
-    info = runstore.read_json(runstore.run_json_path(run_dir), None)
+    info = store.read_json(store.run_json_path(run_dir), None)
     if info is None:
-        raise runstore.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
+        raise store.RunStoreError(f"{run_dir} is not a run folder (no readable run.json)")
     rec = RunModel.load(run_dir, engine)
     ds, same_data = load_run_data(run_dir, info, data)
     idx, _ = part_indices(run_dir, info, ds, split, same_data)
@@ -68,12 +68,12 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
               "classes_model_lacks": missing, "samples_skipped": int(len(idx) - len(keep)),
               "classes_scored": [ds.class_names[j] for j in sorted(mapping)],
               "calibration": calibration_figures(probs, y, rec.temperature), "engine": engine,
-              "evaluated": runstore.now_iso()}
+              "evaluated": store.now_iso()}
     if save:
         out = run_dir / "evaluations"
         out.mkdir(exist_ok=True)
         name = f"{Path(result['data']).name}-{split}{_tta_suffix(tta)}{'-litert' if engine == 'litert' else ''}.json"
-        runstore.write_json_atomic(out / runstore.safe_slug(name), result)
+        store.write_json_atomic(out / store.safe_slug(name), result)
     return result
 
 

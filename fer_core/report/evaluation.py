@@ -18,7 +18,7 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
 def tta_views(x: np.ndarray) -> list[np.ndarray]:
     """Ten-crop style test-time views: 5 crops (corners + centre, 90% side, resized back) x flip."""
     import cv2
-    n, s = x.shape[0], x.shape[1]
+    s = x.shape[1]
     c = int(round(s * 0.9))
     offsets = [(0, 0), (0, s - c), (s - c, 0), (s - c, s - c), ((s - c) // 2, (s - c) // 2)]
     views = []

@@ -17,7 +17,7 @@ from fer_core.report.compare import (
     model_size_bytes,
     models_per_fold,
 )
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.runs.defaults import FER2013_SCRATCH_RUN_ID, FER2013_CANDIDATE_RUN_IDS, FER2013_RUN_ID, FERPLUS_RUN_ID
 
 
@@ -39,7 +39,7 @@ def fold_runs(summary: dict, runs_dir: Path) -> list[dict]:
     for f in summary.get("per_fold", []):
         d = runs_dir / Path(str(f.get("run", ""))).name
         if d.is_dir():
-            out.append(runstore.read_run(d))
+            out.append(store.read_run(d))
     return out
 
 
@@ -67,10 +67,10 @@ def _order(backbone):
 
 
 def _headline_row(d: Path) -> list:
-    r = runstore.read_run(d)
+    r = store.read_run(d)
     m = r.get("metrics") or {}
     t = m.get("test") or {}
-    export = runstore.read_json(runstore.export_json_path(d), {}) or {}
+    export = store.read_json(store.export_json_path(d), {}) or {}
     int8 = (f"{_fmt(export.get('accuracy_tflite'), True)} ({export.get('delta_points', 0):+.2f})"
             if export.get("quantize") == "int8" else "–")
     return [d.name, r["dataset"], len(m.get("class_names") or []), _fmt(t.get("accuracy"), True),
@@ -82,7 +82,7 @@ def _headline_row(d: Path) -> list:
 
 def headline_table(runs_dir: Path) -> str:
     rows = [_headline_row(runs_dir / i) for i in (FER2013_RUN_ID, FERPLUS_RUN_ID)
-            if runstore.run_json_path(runs_dir / i).is_file()]
+            if store.run_json_path(runs_dir / i).is_file()]
     if not rows:
         return ""
     return "### Headline models\n\n" + markdown(rows, [
@@ -94,18 +94,20 @@ def fer2013_candidates_table(runs_dir: Path) -> str:
     """Every FER2013 run tried for the headline, so the choice can be checked: chosen on val, test beside it."""
     rows = []
     for run_id in FER2013_CANDIDATE_RUN_IDS:
-        if not runstore.run_json_path(runs_dir / run_id).is_file():
+        if not store.run_json_path(runs_dir / run_id).is_file():
             continue
-        r = runstore.read_run(runs_dir / run_id)
+        r = store.read_run(runs_dir / run_id)
         m, cfg = r.get("metrics") or {}, r["info"].get("config") or {}
-        rows.append([run_id, cfg.get("weights"), cfg.get("learning_rate"), _fmt((r.get("train_seconds") or 0) / 60, digits=0),
-                     r.get("epochs_done"), _fmt((m.get("val") or {}).get("accuracy"), True),
+        rows.append([run_id, cfg.get("weights"), cfg.get("learning_rate"),
+                     _fmt((r.get("train_seconds") or 0) / 60, digits=0), r.get("epochs_done"),
+                     _fmt((m.get("val") or {}).get("accuracy"), True),
                      _fmt((m.get("test") or {}).get("accuracy"), True),
                      "headline" if run_id == FER2013_RUN_ID else ""])
     if not rows:
         return ""
     return "### FER2013 runs tried (chosen on PublicTest)\n\n" + markdown(rows, [
-        "run", "starts from", "learning rate", "train min", "epochs", "val acc (PublicTest)", "test acc (PrivateTest)", ""])
+        "run", "starts from", "learning rate", "train min", "epochs", "val acc (PublicTest)",
+        "test acc (PrivateTest)", ""])
 
 
 def unseen_people_table(runs_dir: Path) -> str:
@@ -113,7 +115,7 @@ def unseen_people_table(runs_dir: Path) -> str:
     rows = []
     for run_id in (FER2013_RUN_ID, FERPLUS_RUN_ID):
         for p in sorted((runs_dir / run_id / "evaluations").glob("CK*-all*.json")):
-            e = runstore.read_json(p, {}) or {}
+            e = store.read_json(p, {}) or {}
             rows.append([run_id, ", ".join(e.get("classes_scored") or []), e.get("num_samples"),
                          _fmt(e.get("accuracy"), True), _fmt(e.get("macro_f1"), True)])
     if not rows:
@@ -124,9 +126,9 @@ def unseen_people_table(runs_dir: Path) -> str:
 
 def _minutes_before(runs_dir: Path, run_id: str) -> float:
     """Training seconds a run inherited: those of the committed run its weights continued ("run:" weights)."""
-    weights = str((runstore.read_run(runs_dir / run_id)["info"].get("config") or {}).get("weights") or "")
+    weights = str((store.read_run(runs_dir / run_id)["info"].get("config") or {}).get("weights") or "")
     parent = runs_dir / Path(weights[4:]).name if weights.startswith("run:") else None
-    return float(runstore.read_run(parent).get("train_seconds") or 0) if parent and parent.is_dir() else 0.0
+    return float(store.read_run(parent).get("train_seconds") or 0) if parent and parent.is_dir() else 0.0
 
 
 def minutes_table(runs_dir: Path, marks=(5, 10, 20, 30, 45, 60, 85, 120, 150, 170)) -> str:
@@ -134,16 +136,16 @@ def minutes_table(runs_dir: Path, marks=(5, 10, 20, 30, 45, 60, 85, 120, 150, 17
     headline recipe; a run that continued another counts that run's minutes first."""
     rows = []
     for run_id in (FER2013_SCRATCH_RUN_ID, FER2013_RUN_ID, FERPLUS_RUN_ID):
-        history = runstore.read_history_rows(runs_dir / run_id)
+        history = store.read_history(runs_dir / run_id)
         if not history:
             continue
         start = _minutes_before(runs_dir, run_id)
         cells, spent, best, i = [], start, None, 0
-        total = start + sum(float(row[7]) for row in history)
+        total = start + sum(row["seconds"] or 0.0 for row in history)
         for mark in marks:
-            while i < len(history) and spent + float(history[i][7]) <= mark * 60:
-                spent += float(history[i][7])
-                best = max(best or 0.0, float(history[i][5]))
+            while i < len(history) and spent + (history[i]["seconds"] or 0.0) <= mark * 60:
+                spent += history[i]["seconds"] or 0.0
+                best = max(best or 0.0, history[i]["val_accuracy"] or 0.0)
                 i += 1
             reached = spent - start >= 0.5 * (mark * 60 - start) and total >= 0.98 * mark * 60
             cells.append(_fmt(best, True) if best is not None and reached else "–")   # "–": not run that long
@@ -202,7 +204,7 @@ def backbone_tables(runs_dir: Path) -> str:
             ["backbone", "train acc", "test acc (± std)", "macro F1", "train s/fold", "test ms/image",
              "parameters", "model MB"]))
 
-    fer = [r for r in runstore.list_runs(runs_dir) if r["id"].startswith("fer-bb-") and r.get("metrics")]
+    fer = [r for r in store.list_runs(runs_dir) if r["id"].startswith("fer-bb-") and r.get("metrics")]
     if fer:
         rows = sorted(comparison_table(fer), key=lambda r: _order(r["backbone"]))
         parts.append("### Backbones on FER2013 (PrivateTest, 3,589 faces)\n\n" + markdown(

@@ -7,7 +7,7 @@ running, or a reference run committed as a record without its model), which the 
 
 from __future__ import annotations
 
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 
 def cancelled_note(run: dict) -> str:
@@ -19,7 +19,7 @@ def cancelled_note(run: dict) -> str:
     best = (run.get("info") or {}).get("best_epoch")
     kept = f"the best model so far (epoch {best})" if run.get("has_model") and best else (
         "the best model so far" if run.get("has_model") else "no best model")
-    resumable = runstore.last_model_path(run["path"]).is_file()
+    resumable = store.last_model_path(run["path"]).is_file()
     return (f"stopped on request after epoch {done}; {kept} is kept"
             + ("; Resume continues from its last checkpoint" if resumable else ""))
 

@@ -17,7 +17,6 @@ it as it ends (`start_next_queued`), so the queue moves on with no page open, or
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import fcntl
 import os
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 from fer_core.config import TrainConfig
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.runs.defaults import REPO_ROOT
 
 DEFAULT_MAX_CONCURRENT = 1
@@ -40,14 +39,14 @@ _LOCK = ".queue.lock"
 _CHAIN_ENV = "FER_QUEUE_RUNS_DIR"   # set for queue-launched trainings: the run store whose queue they move on
 
 
-class JobError(runstore.RunStoreError):
+class JobError(store.RunStoreError):
     """A queue action that cannot be done (e.g. cancelling a finished run)."""
 
 
 # ---------------------------------------------------------------- settings
 def max_concurrent(runs_dir) -> int:
     """The cap on simultaneous trainings, stored in the run store so every session shares it."""
-    value = (runstore.read_json(Path(runs_dir) / _SETTINGS, {}) or {}).get("max_concurrent")
+    value = (store.read_json(Path(runs_dir) / _SETTINGS, {}) or {}).get("max_concurrent")
     return value if isinstance(value, int) and value >= 1 else DEFAULT_MAX_CONCURRENT
 
 
@@ -55,7 +54,7 @@ def set_max_concurrent(runs_dir, value: int) -> None:
     if int(value) < 1:
         raise JobError("at least one run must be allowed to run at a time")
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
-    runstore.write_json_atomic(Path(runs_dir) / _SETTINGS, {"max_concurrent": int(value)})
+    store.write_json_atomic(Path(runs_dir) / _SETTINGS, {"max_concurrent": int(value)})
 
 
 @contextlib.contextmanager
@@ -83,10 +82,10 @@ def enqueue(runs_dir, cfg: TrainConfig) -> Path:
     if not Path(cfg.data).exists():
         raise JobError(f"dataset path not found: {cfg.data}")
     name = cfg.name or f"{cfg.backbone}-{Path(cfg.data).name}"
-    run_dir = runstore.create_run_dir(runs_dir, name)
-    runstore.write_json_atomic(runstore.run_json_path(run_dir), {
+    run_dir = store.create_run_dir(runs_dir, name)
+    store.write_json_atomic(store.run_json_path(run_dir), {
         "name": name, "status": "queued", "config": cfg.to_dict(),
-        "created": runstore.now_iso(), "queued_unix": time.time(),
+        "created": store.now_iso(), "queued_unix": time.time(),
     })
     return run_dir
 
@@ -94,14 +93,14 @@ def enqueue(runs_dir, cfg: TrainConfig) -> Path:
 # ---------------------------------------------------------------- state of the queue
 def _reconcile(run_dir: Path, info: dict) -> dict:
     """A 'running' run whose process has exited without saying so is recorded as failed (or cancelled)."""
-    if info.get("status") != "running" or runstore.process_alive(info.get("pid")):
+    if info.get("status") != "running" or store.process_alive(info.get("pid")):
         return info
-    info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}   # re-read: it may have just finished
+    info = store.read_json(store.run_json_path(run_dir), {}) or {}   # re-read: it may have just finished
     if info.get("status") != "running":
         return info
-    if runstore.cancel_requested(run_dir):
-        return runstore.update_run(run_dir, status="cancelled", ended=runstore.now_iso())
-    return runstore.update_run(run_dir, status="failed", ended=runstore.now_iso(), error=exit_reason(run_dir))
+    if store.cancel_requested(run_dir):
+        return store.update_run(run_dir, status="cancelled", ended=store.now_iso())
+    return store.update_run(run_dir, status="failed", ended=store.now_iso(), error=exit_reason(run_dir))
 
 
 _ERROR_WORDS = re.compile(r"Error|Exception|Traceback|Killed|Segmentation fault|No space left|Aborted")
@@ -126,11 +125,11 @@ def _scan(runs_dir) -> tuple[list[Path], list[Path]]:
     for d in sorted(root.iterdir()):
         if not d.is_dir() or d.name.startswith("."):
             continue
-        info = runstore.read_json(runstore.run_json_path(d), None)
+        info = store.read_json(store.run_json_path(d), None)
         if not isinstance(info, dict):
             continue
         info = _reconcile(d, info)
-        status = runstore.effective_status(info)
+        status = store.effective_status(info)
         if status == "queued":
             queued.append((info.get("queued_unix") or 0, d.name, d))
         elif status == "running":
@@ -153,12 +152,12 @@ def launch(run_dir) -> int:
     stdout is dropped because the training loop already writes every log line to train.log itself.
     """
     run_dir = Path(run_dir)
-    resume = bool((runstore.read_json(runstore.run_json_path(run_dir), {}) or {}).get("resume_requested"))
+    resume = bool((store.read_json(store.run_json_path(run_dir), {}) or {}).get("resume_requested"))
     # `run` reads the config from run.json; whether to resume is decided here, as run.json's flag is reset below
     args = [sys.executable, "-m", "fer_core", "run", str(run_dir), *(["--resume"] if resume else [])]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", _CHAIN_ENV: str(run_dir.parent),
-           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    with open(runstore.log_path(run_dir), "ab") as log:
+    # `python -m` in the repository root finds fer_core there (the folder it runs in is on its path)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", _CHAIN_ENV: str(run_dir.parent)}
+    with open(store.log_path(run_dir), "ab") as log:
         proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     # Reaped as soon as it exits: otherwise a finished training stays <defunct> until something happens to wait
@@ -166,24 +165,24 @@ def launch(run_dir) -> int:
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     # Counted as running from now on: the child takes a few seconds to import TensorFlow
     # before it writes its own heartbeat, and must not be launched a second time meanwhile.
-    runstore.update_run(run_dir, status="running", pid=proc.pid, host=socket.gethostname(), launched=runstore.now_iso(),
-                        heartbeat=runstore.now_iso(), heartbeat_unix=time.time(), resume_requested=False)
+    store.update_run(run_dir, status="running", pid=proc.pid, host=socket.gethostname(), launched=store.now_iso(),
+                        heartbeat=store.now_iso(), heartbeat_unix=time.time(), resume_requested=False)
     return proc.pid
 
 
 def can_resume(run: dict) -> bool:
     """A run that ended early (failed or cancelled) and kept its last checkpoint."""
-    return run.get("status") in ("failed", "cancelled") and runstore.last_model_path(run["path"]).is_file()
+    return run.get("status") in ("failed", "cancelled") and store.last_model_path(run["path"]).is_file()
 
 
 def queue_resume(run_dir) -> None:
     """Back into the queue, to continue from its last checkpoint (the queue's cap still applies)."""
     run_dir = Path(run_dir)
-    if not can_resume({**runstore.read_run(run_dir), "path": str(run_dir)}):
-        raise runstore.RunStoreError(f"{run_dir.name} cannot be resumed: only a failed or cancelled run "
+    if not can_resume({**store.read_run(run_dir), "path": str(run_dir)}):
+        raise store.RunStoreError(f"{run_dir.name} cannot be resumed: only a failed or cancelled run "
                                      "with a checkpoint (last.keras) can.")
-    runstore.clear_cancel(run_dir)
-    runstore.update_run(run_dir, status="queued", resume_requested=True, queued_unix=time.time(), error=None)
+    store.clear_cancel(run_dir)
+    store.update_run(run_dir, status="queued", resume_requested=True, queued_unix=time.time(), error=None)
 
 
 def start_queued(runs_dir, max_running: int | None = None) -> list[Path]:
@@ -210,24 +209,24 @@ def cancel(run_dir) -> str:
     """Stop a run: a queued one never starts; a running one stops after its current batch. Returns the new state."""
     run_dir = Path(run_dir)
     with _queue_lock(run_dir.parent):
-        info = runstore.read_json(runstore.run_json_path(run_dir), None)
+        info = store.read_json(store.run_json_path(run_dir), None)
         if not isinstance(info, dict):
             raise JobError(f"{run_dir.name} has no readable run.json")
         status = info.get("status")
         if status == "queued":
-            runstore.update_run(run_dir, status="cancelled", ended=runstore.now_iso(), error=None)
+            store.update_run(run_dir, status="cancelled", ended=store.now_iso(), error=None)
             return "cancelled"
         if status != "running":
             raise JobError(f"{info.get('name', run_dir.name)} is {status}, not running or queued")
-        runstore.request_cancel(run_dir)
+        store.request_cancel(run_dir)
         pid = info.get("pid")
-        if runstore.process_alive(pid):
+        if store.process_alive(pid):
             try:
                 os.kill(pid, signal.SIGTERM)
             except OSError:
                 pass
             return "cancelling"
-        runstore.update_run(run_dir, status="cancelled", ended=runstore.now_iso())
+        store.update_run(run_dir, status="cancelled", ended=store.now_iso())
         return "cancelled"
 
 
@@ -235,46 +234,25 @@ def wait(run_dir, timeout: float = 600, poll: float = 1.0) -> str:
     """Block until the run is no longer queued or running (for scripts and tests); returns its status."""
     deadline = time.time() + timeout
     while True:
-        info = _reconcile(Path(run_dir), runstore.read_json(runstore.run_json_path(run_dir), {}) or {})
-        status = runstore.effective_status(info)
+        info = _reconcile(Path(run_dir), store.read_json(store.run_json_path(run_dir), {}) or {})
+        status = store.effective_status(info)
         if status not in ("queued", "running") or time.time() > deadline:
             return status
         time.sleep(poll)
 
 
 # ---------------------------------------------------------------- progress for the pages
-def read_history(run_dir) -> list[dict]:
-    """history.csv as a list of dicts with numbers as floats; [] when absent or damaged."""
-    try:
-        with open(runstore.history_path(run_dir), newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
-    out = []
-    for r in rows:
-        row = {}
-        for k, v in r.items():
-            if k is None:
-                continue
-            try:
-                row[k] = float(v) if k != "phase" else v
-            except (TypeError, ValueError):
-                row[k] = None
-        out.append(row)
-    return out
-
-
 def progress(run_dir) -> dict:
     """What the Train page shows for a job: status, epoch of epochs, ETA, latest metrics, history."""
     run_dir = Path(run_dir)
-    info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
+    info = store.read_json(store.run_json_path(run_dir), {}) or {}
     cfg = info.get("config", {})
-    p = runstore.read_json(runstore.progress_path(run_dir), {}) or {}
-    history = read_history(run_dir)
+    p = store.read_json(store.progress_path(run_dir), {}) or {}
+    history = store.read_history(run_dir)
     total = p.get("epochs") or (cfg.get("epochs", 0) + (cfg.get("fine_tune_epochs", 0)
                                                         if cfg.get("fine_tune_layers") else 0))
     return {
-        "status": runstore.effective_status(info) if info else "damaged",
+        "status": store.effective_status(info) if info else "damaged",
         "name": info.get("name") or run_dir.name,
         "epoch": p.get("epoch") or (len(history) + 1 if info.get("status") == "running" else len(history)),
         "epochs": total,
@@ -284,7 +262,7 @@ def progress(run_dir) -> dict:
         "eta_seconds": p.get("eta_seconds"),
         "latest": history[-1] if history else None,
         "history": history,
-        "cancel_requested": runstore.cancel_requested(run_dir),
+        "cancel_requested": store.cancel_requested(run_dir),
         "error": info.get("error"),
     }
 
@@ -294,7 +272,7 @@ def log_tail(run_dir, lines: int = 200) -> str:
     have it; runs launched now filter it out as they write)."""
     from fer_core.runs.quiet import is_noise
     try:
-        with open(runstore.log_path(run_dir), "rb") as f:
+        with open(store.log_path(run_dir), "rb") as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 200_000))
             text = f.read().decode("utf-8", "replace")

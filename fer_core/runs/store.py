@@ -214,20 +214,35 @@ def read_config(run_dir) -> dict:
     return (read_json(run_json_path(run_dir), {}) or {}).get("config") or {}
 
 
-def read_history_rows(run_dir) -> list[list[str]]:
-    """history.csv's rows without its header ([] when there is none)."""
+# ---------------------------------------------------------------- history.csv: one row per epoch, read by name
+HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+
+
+def _history_value(column: str, text):
+    """A cell as its column holds it: phase as text, epoch as an int, the rest as floats (None when empty)."""
+    if column == "phase":
+        return text
     try:
-        with open(history_path(run_dir), newline="") as f:
-            return list(csv.reader(f))[1:]
-    except OSError:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if column == "epoch" and value.is_integer() else value
+
+
+def read_history(run_dir) -> list[dict]:
+    """history.csv as one dict per epoch, keyed by its header's column names (HISTORY_COLUMNS for every run
+    this version wrote); [] when absent or damaged. The one reader of the file: nothing reads it by position."""
+    try:
+        with open(history_path(run_dir), newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
         return []
+    return [{k: _history_value(k, v) for k, v in r.items() if k is not None} for r in rows]
 
 
-def test_indices(run_dir) -> list[int] | None:
-    """The dataset rows that were this run's test part, as training recorded them in split.json."""
-    split = read_json(split_path(run_dir), None) or {}
-    idx = (split.get("indices") or {}).get("test")
-    return None if idx is None else [int(i) for i in idx]
+def write_history(run_dir, rows: list[dict]) -> None:
+    """history.csv from one dict per epoch (the training process is its one writer)."""
+    write_csv_atomic(history_path(run_dir), list(HISTORY_COLUMNS), [[r.get(c) for c in HISTORY_COLUMNS] for r in rows])
 
 
 # ---------------------------------------------------------------- run folders

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import cv2
@@ -97,6 +98,10 @@ def _weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, iou: f
 class BlazeFaceDetector:
     """Faces of any pose the model knows, 20 px and up in a 640-px frame; a score threshold of 0.6."""
 
+    gives_keypoints: ClassVar[bool] = True       # the abilities fer_core.serve.detectors.FaceDetector declares
+    tracks_near_box: ClassVar[bool] = False
+    takes_detect_width: ClassVar[bool] = False
+
     min_score: float = 0.6
     nms_iou: float = 0.3
     min_size: int = 0                        # drop faces smaller than this many pixels (0 = keep all)
@@ -161,6 +166,10 @@ class BlazeFaceDetector:
                 continue
             faces.append(Detection((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), score, to_px(kp)))
         return reading_order(faces)
+
+    def detect_photo(self, image: np.ndarray) -> list[Detection]:
+        """One model has no more thorough search: a photo is searched as a frame is."""
+        return self.detect_faces(image)
 
     def detect(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]:
         return [f.box for f in self.detect_faces(gray)]

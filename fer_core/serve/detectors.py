@@ -1,10 +1,13 @@
 """Face detectors behind a small interface, chosen by name from a registry.
 
-A detector is anything with `detect(image) -> list[(x, y, w, h)]` in the image's pixels.
-It may also offer `detect_faces(image) -> list[Detection]` (boxes with eye keypoints, for alignment),
-`detect_photo(image) -> list[Detection]` (a slower, more thorough search for still photos),
-and `detect_near(gray, box) -> box | None` (re-find one face in a small region), which the webcam
-pipeline uses to follow faces between full detections.
+A detector is anything with `detect(image) -> list[(x, y, w, h)]` in the image's pixels that declares
+its abilities (`FaceDetector`): callers read the declarations, never probe for methods or types.
+  gives_keypoints    `detect_faces(image) -> list[Detection]` (boxes with eye keypoints, for alignment; quick
+                     enough for every frame) and `detect_photo(image)` (as thorough as it gets, for still photos)
+  tracks_near_box    `detect_near(gray, box) -> box | None` (re-find one face in a small region), which the
+                     webcam pipeline uses to follow faces between full detections
+  takes_detect_width `detect(gray, detect_width=N)` searches a copy downscaled to N pixels (the webcam's
+                     frames need less than a photo)
 
   blazeface   MediaPipe's BlazeFace (the default): the full-range model on the frame, the short-range model
               for close-ups, and a tiled search for small faces in large photos (fer_core/serve/face_search.py)
@@ -14,7 +17,7 @@ pipeline uses to follow faces between full detections.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, ClassVar, Protocol
 
 import cv2
 import numpy as np
@@ -32,6 +35,11 @@ def box_iou(a, b) -> float:
 
 
 class FaceDetector(Protocol):
+    """What every detector offers (`detect`) and declares (its abilities, as class attributes)."""
+    gives_keypoints: ClassVar[bool]
+    tracks_near_box: ClassVar[bool]
+    takes_detect_width: ClassVar[bool]
+
     def detect(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]: ...
 
 
@@ -72,6 +80,10 @@ class HaarFaceDetector:
     (faces are still found; it is the slow step), and boxes are mapped back to full resolution.
     min_size is in full-resolution pixels; sensitivity 0..1 lowers the cascade's min_neighbors.
     """
+
+    gives_keypoints: ClassVar[bool] = False
+    tracks_near_box: ClassVar[bool] = True
+    takes_detect_width: ClassVar[bool] = True
 
     min_size: int = 30
     sensitivity: float = 0.5

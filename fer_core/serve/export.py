@@ -25,7 +25,7 @@ import numpy as np
 
 from fer_core.errors import UserError
 from fer_core.model.kerasenv import backend, keras
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 MAX_ACCURACY_DROP_POINTS = 0.5     # LiteRT may lose at most this many accuracy points to be used
 CALIBRATION_IMAGES = 500           # int8: training images fed to the converter's calibration
@@ -103,7 +103,7 @@ def convert_to_tflite(model, quantize: str = "none", calibration: np.ndarray | N
 
 
 # ---------------------------------------------------------------- evaluation data
-def _evaluation_data(run_dir: Path, info: dict, data: str | None, size: int):
+def _evaluation_data(run_dir: Path, info: dict, data: str | None):
     """(test images, labels mapped to the model's classes, calibration images, description).
 
     The test and calibration (training) faces are the run's parts as report.evaluate.part_indices decides
@@ -162,12 +162,11 @@ def export_tflite(run_dir, quantize: str = "none", data: str | None = None, max_
     run_dir = Path(run_dir)
     if quantize not in QUANTIZE_CHOICES:
         raise ExportError(f"unknown quantization '{quantize}'; use one of {', '.join(QUANTIZE_CHOICES)}.")
-    if not runstore.model_path(run_dir).is_file():
+    if not store.model_path(run_dir).is_file():
         raise ExportError(f"{run_dir} has no model.keras; export a completed run (python -m fer_core runs).")
-    info = runstore.read_json(runstore.run_json_path(run_dir), {}) or {}
-    model = load_model_safe(runstore.model_path(run_dir))
-    size = int(model.input_shape[1])
-    x_test, y_test, x_calib, where = _evaluation_data(run_dir, info, data, size)
+    info = store.read_json(store.run_json_path(run_dir), {}) or {}
+    model = load_model_safe(store.model_path(run_dir))
+    x_test, y_test, x_calib, where = _evaluation_data(run_dir, info, data)
     if max_test_images:
         x_test, y_test = x_test[:max_test_images], y_test[:max_test_images]
 
@@ -204,9 +203,9 @@ def export_tflite(run_dir, quantize: str = "none", data: str | None = None, max_
                    "; ".join(r for r in (
                        None if within else f"accuracy drops {-delta:.2f} points (limit {MAX_ACCURACY_DROP_POINTS})",
                        None if faster else "not faster than the Keras model on this machine") if r)),
-        "created": runstore.now_iso(),
+        "created": store.now_iso(),
     }
     import os
-    os.replace(tmp, runstore.tflite_path(run_dir))
-    runstore.write_json_atomic(runstore.export_json_path(run_dir), result)
+    os.replace(tmp, store.tflite_path(run_dir))
+    store.write_json_atomic(store.export_json_path(run_dir), result)
     return result

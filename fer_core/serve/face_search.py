@@ -21,6 +21,7 @@ The webcam and video path (`detect_faces`) never tiles: a frame has a few millis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -105,6 +106,10 @@ def tiling_factor(width: int, height: int) -> int | None:
 @dataclass
 class FaceSearch:
     """BlazeFace full range on the frame, the short-range model for close-ups, windows for large photos."""
+
+    gives_keypoints: ClassVar[bool] = True       # the abilities fer_core.serve.detectors.FaceDetector declares
+    tracks_near_box: ClassVar[bool] = False
+    takes_detect_width: ClassVar[bool] = False
 
     min_score: float = 0.6
     min_size: int = 0                        # drop faces smaller than this many pixels (0 = keep all)

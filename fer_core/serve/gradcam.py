@@ -2,8 +2,8 @@
 
 Every model here is  input -> 'augmentation' (identity at inference) -> 'features' -> 'head'.
 We take the last convolutional feature map inside 'features' that is still at least 6x6
-(late maps know most about the class; a 3x3 one cannot say which part of the face), get the gradient of the chosen class's probability with
-respect to it, and weight each channel by its mean gradient (Selvaraju et al., 2017).
+(late maps know most about the class; a 3x3 one cannot say which part of the face), get the gradient of the
+chosen class's probability with respect to it, and weight each channel by its mean gradient (Selvaraju et al., 2017).
 
 Uses tf.GradientTape, so it needs the TensorFlow backend (the app's default).
 """

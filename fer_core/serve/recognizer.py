@@ -8,7 +8,6 @@ or a LiteRT interpreter when the run has an exported `model.tflite`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -84,9 +83,10 @@ class EmotionRecognizer:
     def classify(self, faces) -> np.ndarray:
         """Probabilities (N, classes) for a batch of face crops, in one model call per 256 faces, scaled by the
         run's fitted temperature where it has one (predict_fn itself gives the model's own)."""
-        if isinstance(faces, np.ndarray) and faces.ndim == 4 and faces.shape[1:] == (self.input_size, self.input_size, 1):
+        side = (self.input_size, self.input_size)
+        if isinstance(faces, np.ndarray) and faces.ndim == 4 and faces.shape[1:] == (*side, 1):
             x = faces.astype(np.float32, copy=False)
-        elif isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[1:] == (self.input_size, self.input_size):
+        elif isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[1:] == side:
             x = faces.astype(np.float32)[..., None]
         else:
             x = self.preprocess_faces(list(faces))
@@ -116,12 +116,10 @@ class EmotionRecognizer:
         photo=True: a still photo, worth the detector's slower search for small faces (`detect_photo`);
         video frames keep the per-frame search.
         """
-        detect_faces = getattr(self.detector, "detect_faces", None)
-        if photo and detect_faces is not None:
-            detect_faces = getattr(self.detector, "detect_photo", detect_faces)
-        if detect_faces is None:
+        if not self.detector.gives_keypoints:
             gray = to_gray(image) if image.ndim == 3 else image
             return [Face(tuple(int(v) for v in b), "") for b in reading_order(self.detector.detect(gray))]
+        detect_faces = self.detector.detect_photo if photo else self.detector.detect_faces
         found = []
         for d in reading_order(detect_faces(image)):
             angle = eye_angle(*d.eyes) if self.align else 0.0
@@ -184,7 +182,8 @@ class EmotionRecognizer:
 EMOTION_COLORS_BGR = {name: color_bgr(name) for name in EMOTION_COLORS}   # from the one table in data.emotions
 
 
-def draw_faces(image_bgr: np.ndarray, faces: list[Face], copy: bool = True, numbers: list[int] | None = None) -> np.ndarray:
+def draw_faces(image_bgr: np.ndarray, faces: list[Face], copy: bool = True,
+               numbers: list[int] | None = None) -> np.ndarray:
     """Boxes and `N: emotion 87%` labels, scaled to the image so they stay readable on 12-MP photos.
 
     N is the face's number in reading order (or `numbers`, e.g. a video's face ids). A label sits above

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_core.data.images import to_gray
-from fer_core.serve.detectors import HaarFaceDetector, box_iou
+from fer_core.serve.detectors import box_iou
 from fer_core.serve.recognizer import EmotionRecognizer, Face, draw_faces
 
 
@@ -77,7 +77,9 @@ class FramePipeline:
     smooth_frames: int = 8                   # average probabilities over this many recent frames
     detect_every: int = 3                    # full-frame face search every N frames; follow faces in between
     detect_width: int = 320                  # the full search runs on the frame downscaled to this longer side
-    background_detect: bool = False          # full search on a worker thread; frames only follow faces
+    background_detect: bool = False          # full search on a worker thread; frames only follow faces (for a
+                                             # detector that tracks near a box and gives no keypoints; one that
+                                             # gives keypoints searches every frame, and no thread is made)
     _history: deque = field(default_factory=lambda: deque(maxlen=8))
     _boxes: list = field(default_factory=list)
     _since_detect: int = 0
@@ -89,29 +91,30 @@ class FramePipeline:
         self._history = deque(maxlen=max(1, self.smooth_frames))
         self._search = None          # the running background search (a Future), if any
         self._searched_once = False
-        if self.background_detect:
-            detector = self.recognizer.detector
+        self._bg_detector = self._executor = None
+        detector = self.recognizer.detector
+        if self.background_detect and detector.tracks_near_box and not detector.gives_keypoints:
             # its own cascade: one OpenCV CascadeClassifier must not run in two threads at once
             self._bg_detector = dataclasses.replace(detector) if dataclasses.is_dataclass(detector) else detector
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face-search")
 
     def _full_search(self, gray: np.ndarray, detector=None) -> list[tuple[int, int, int, int]]:
         detector = detector or self.recognizer.detector
-        if isinstance(detector, HaarFaceDetector):
+        if detector.takes_detect_width:
             return detector.detect(gray, detect_width=self.detect_width)
         return detector.detect(gray)
 
     def close(self) -> None:
         """Stop the background search thread (the session ended, or its settings changed)."""
         self.closed = True
-        if self.background_detect:
+        if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def find_faces(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Boxes for this frame: a full detection, or the last faces followed to where they are now."""
         detector = self.recognizer.detector
-        near = getattr(detector, "detect_near", None)
-        if self.background_detect and near is not None:
+        near = detector.detect_near if detector.tracks_near_box else None
+        if self._executor is not None:
             return self._find_faces_background(gray, near)
         follow = self.detect_every > 1 and near is not None and self._boxes and self._since_detect < self.detect_every
         if follow:
@@ -154,7 +157,7 @@ class FramePipeline:
     def process(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, FrameResult]:
         t0 = time.perf_counter()
         gray = to_gray(frame_bgr)
-        if hasattr(self.recognizer.detector, "detect_faces"):     # fast enough to search every frame
+        if self.recognizer.detector.gives_keypoints:     # fast enough to search every frame
             faces = self.recognizer.classify_found(gray, self.recognizer.find_faces(frame_bgr))
         else:
             faces = self.recognizer.classify_boxes(gray, self.find_faces(gray))

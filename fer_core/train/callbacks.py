@@ -20,9 +20,6 @@ from fer_core.model.saving import save_model_atomic
 from fer_core.progress import format_seconds, remaining_seconds
 from fer_core.runs import store
 
-HISTORY_HEADER = ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
-
-
 @dataclass
 class RunState:
     """What a run has done so far; stored as state.json so a killed run resumes where it stopped."""
@@ -34,7 +31,7 @@ class RunState:
     kept_epoch: int | None = None
     lr: float | None = None
     epoch_seconds: list = field(default_factory=list)
-    history: list = field(default_factory=list)       # rows of history.csv (not in state.json)
+    history: list = field(default_factory=list)       # history.csv's rows, by column name (not in state.json)
     budget_spent: bool = False
     total_epochs: int = 0
     last_improved: bool = False
@@ -47,12 +44,12 @@ class RunState:
         saved = store.read_json(store.state_path(run_dir), None) or {}
         known = {k: v for k, v in saved.items() if k in cls.__dataclass_fields__}
         state = cls(**known)
-        state.history = store.read_history_rows(run_dir)[:state.epochs_done]
+        state.history = store.read_history(run_dir)[:state.epochs_done]
         return state
 
     def seconds_spent(self, phase: str | None = None) -> float:
         """Seconds the recorded epochs took (of one phase, or all): a resumed run's training time so far."""
-        return float(sum(float(r[7]) for r in self.history if phase is None or r[1] == phase))
+        return float(sum(r["seconds"] or 0.0 for r in self.history if phase is None or r["phase"] == phase))
 
 
 class TrainClock(keras.callbacks.Callback):
@@ -192,9 +189,11 @@ class HistoryRecorder(keras.callbacks.Callback):
         seconds = time.time() - self._epoch_start
         st.epoch_seconds.append(seconds)
         r6 = lambda v: None if v is None else round(float(v), 6)   # noqa: E731
-        st.history.append([st.epochs_done, self.phase, r6(logs.get("loss")), r6(logs.get("accuracy")),
-                           r6(logs.get("val_loss")), r6(logs.get("val_accuracy")), r6(st.lr), round(seconds, 3)])
-        store.write_csv_atomic(store.history_path(self.run_dir), HISTORY_HEADER, st.history)
+        st.history.append({"epoch": st.epochs_done, "phase": self.phase, "loss": r6(logs.get("loss")),
+                           "accuracy": r6(logs.get("accuracy")), "val_loss": r6(logs.get("val_loss")),
+                           "val_accuracy": r6(logs.get("val_accuracy")), "learning_rate": r6(st.lr),
+                           "seconds": round(seconds, 3)})
+        store.write_history(self.run_dir, st.history)
         store.write_json_atomic(store.state_path(self.run_dir), st.to_json())
         nan = float("nan")
         eta = self.eta_seconds()

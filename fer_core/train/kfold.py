@@ -20,7 +20,7 @@ from fer_core.config import TrainConfig
 from fer_core.data.datasets import load_dataset
 from fer_core.errors import UserError
 from fer_core.report.evaluation import classification_metrics
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 MEMBER_SEED_STEP = 1000   # member j of a fold trains with seed + j * 1000; member 0 is the plain run
 
@@ -59,9 +59,9 @@ def find_completed(runs_dir, cfg: TrainConfig) -> Path | None:
     Only runs that still hold their model count: the reference records committed without model.keras
     are there to be looked at, and running the reference script on a fresh clone must train again."""
     want = cfg.to_dict()
-    for r in runstore.list_runs(runs_dir):
+    for r in store.list_runs(runs_dir):
         d = Path(r["path"])
-        files = (runstore.model_path(d), runstore.metrics_path(d), runstore.predictions_path(d))
+        files = (store.model_path(d), store.metrics_path(d), store.predictions_path(d))
         if (r.get("status") == "completed" and all(f.is_file() for f in files)
                 and _same_training((r.get("info") or {}).get("config", {}), want)):
             return d
@@ -70,7 +70,7 @@ def find_completed(runs_dir, cfg: TrainConfig) -> Path | None:
 
 def read_test_probs(run_dir: Path) -> tuple[list[str], list[str], np.ndarray]:
     """(sources, true labels, probabilities) from a run's predictions.csv, in its test order."""
-    with open(runstore.predictions_path(run_dir), newline="") as f:
+    with open(store.predictions_path(run_dir), newline="") as f:
         rows = list(csv.reader(f))[1:]
     return [r[0] for r in rows], [r[1] for r in rows], np.array([[float(v) for v in r[3:]] for r in rows])
 
@@ -92,7 +92,7 @@ def ensemble_val_accuracy(run_dirs: list[Path], ds, tta: str) -> float:
     faces (with the test's TTA). Models are at hand here: kfold trains them, or reuses only runs that keep them."""
     from fer_core.report.evaluation import predict_probs, to_model_input
     from fer_core.runs.run_model import RunModel
-    idx = np.array((runstore.read_json(runstore.split_path(run_dirs[0]), {}) or {})["indices"]["val"], dtype=np.int64)
+    idx = np.array((store.read_json(store.split_path(run_dirs[0]), {}) or {})["indices"]["val"], dtype=np.int64)
     x = to_model_input(ds.images[idx])
     probs = [predict_probs(RunModel.load(d).predict_fn, x, tta=tta)
              for d in run_dirs]
@@ -119,10 +119,10 @@ def _fold_models(cfg: TrainConfig, ds, group: str, spec: str, fold: int, folds: 
                 log(f"fold {fold}{which}: reusing the completed run {run_dir}")
             else:
                 run_dir = train(mcfg, dataset=ds)
-                if (runstore.read_json(runstore.run_json_path(run_dir), {}) or {}).get("status") != "completed":
+                if (store.read_json(store.run_json_path(run_dir), {}) or {}).get("status") != "completed":
                     raise KfoldStopped(f"fold {fold} was cancelled ({run_dir}), so the k-fold stopped with no "
                                        "summary; run the same command again to go on: completed folds are reused.")
-                runstore.update_run(run_dir, kfold={"group": group, "fold": fold, "folds": folds,
+                store.update_run(run_dir, kfold={"group": group, "fold": fold, "folds": folds,
                                                     "member": member, "input_size": size})
             run_dirs.append(Path(run_dir))
     return run_dirs
@@ -131,7 +131,7 @@ def _fold_models(cfg: TrainConfig, ds, group: str, spec: str, fold: int, folds: 
 def _fold_entry(fold: int, spec: str, run_dirs: list[Path], ds, tta: str) -> dict:
     """One fold's figures: its model's, or its ensemble's mean probabilities."""
     ensemble = len(run_dirs) > 1
-    runs = [runstore.read_json(runstore.metrics_path(d), {}) or {} for d in run_dirs]
+    runs = [store.read_json(store.metrics_path(d), {}) or {} for d in run_dirs]
     test = ensemble_metrics(run_dirs, ds.class_names) if ensemble else runs[0].get("test", {})
     entry = {"fold": fold, "run": str(run_dirs[0]), "split": spec,
              "test_accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
@@ -159,9 +159,9 @@ def _summary(cfg: TrainConfig, group: str, base_split: str, folds: int, members:
         "mean_val_accuracy": _mean_or_none([f["val_accuracy"] for f in per_fold]),
         "mean_macro_f1": float(f1s.mean()), "std_macro_f1": float(f1s.std(ddof=1)) if folds > 1 else 0.0,
         "seconds": round(seconds, 1),
-        "train_seconds_all_runs": round(sum((runstore.read_json(runstore.run_json_path(r), {}) or {})
+        "train_seconds_all_runs": round(sum((store.read_json(store.run_json_path(r), {}) or {})
                                             .get("train_seconds") or 0 for r in run_dirs), 1),
-        "per_fold": per_fold, "created": runstore.now_iso(),
+        "per_fold": per_fold, "created": store.now_iso(),
     }
 
 
@@ -181,7 +181,7 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
         validate_config(dataclasses.replace(cfg, input_size=size))
     ds = load_dataset(cfg.data, cfg.image_size, label_mode=cfg.label_mode)   # loaded once, shared by every fold
     base_split = cfg.split if cfg.split not in ("auto", "official") else "subject-kfold"
-    group = runstore.safe_slug(cfg.name or f"{cfg.backbone}-{Path(cfg.data).name}-kfold")
+    group = store.safe_slug(cfg.name or f"{cfg.backbone}-{Path(cfg.data).name}-kfold")
     t0 = time.time()
     per_fold = []
     for fold in range(folds):
@@ -191,6 +191,6 @@ def run_kfold(cfg: TrainConfig, folds: int = 10, summary_path: str | None = None
     summary = _summary(cfg, group, base_split, folds, members, sizes, per_fold, time.time() - t0)
     out = Path(summary_path) if summary_path else Path(cfg.runs_dir) / f"kfold-{group}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    runstore.write_json_atomic(out, summary)
+    store.write_json_atomic(out, summary)
     summary["summary_path"] = str(out)
     return summary

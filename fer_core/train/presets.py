@@ -56,13 +56,13 @@ def kind_of(num_train_faces: int) -> str:
 def _minutes_figure(runs_dir: Path, run_id: str, minutes: float) -> dict:
     """The best validation accuracy the run had reached after `minutes` of training (its own schedule was
     longer, so a run given only that budget, annealed to its end, does at least about as well)."""
-    rows = store.read_history_rows(Path(runs_dir) / run_id)
+    rows = store.read_history(Path(runs_dir) / run_id)
     spent, best = 0.0, None
     for r in rows:
-        spent += float(r[7])
+        spent += r["seconds"] or 0.0
         if spent > minutes * 60:
             break
-        best = max(best or 0.0, float(r[5]))
+        best = max(best or 0.0, r["val_accuracy"] or 0.0)
     return {"minutes": minutes, "accuracy": best, "measure": "validation accuracy", "source": run_id}
 
 
