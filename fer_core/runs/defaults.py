@@ -11,7 +11,8 @@ FER2013_RUN_ID = "fer2013-fer_vgg-48-cont"  # FER2013's 7 classes: the scratch r
 FER2013_SCRATCH_RUN_ID = "fer2013-fer_vgg-48"  # the recipe from scratch (85 minutes); the Train presets quote it
 # The FER2013 runs tried for the headline; it is the one with the best PublicTest (validation) accuracy, a rule
 # fixed before they ended (README, Results).
-FER2013_CANDIDATE_RUN_IDS = (FER2013_RUN_ID, FER2013_SCRATCH_RUN_ID)
+FER2013_VOTES_RUN_ID = "fer2013-fer_vgg-48-votes"  # the headline fine-tuned on FER+ votes (issue 24's levers)
+FER2013_CANDIDATE_RUN_IDS = (FER2013_RUN_ID, FER2013_SCRATCH_RUN_ID, FER2013_VOTES_RUN_ID)
 FERPLUS_RUN_ID = "ferplus-fer_vgg-48"       # FER+'s 8 classes, trained on the annotators' votes
 # The model the app opens on: the one that reads unseen people's faces best (README: "The default model").
 DEFAULT_RUN_ID = FER2013_RUN_ID
