@@ -117,3 +117,17 @@ def percentiles(ms: list[float]) -> str:
     a = np.asarray(ms)
     return f"p50 {np.percentile(a, 50):.1f} ms, p95 {np.percentile(a, 95):.1f} ms, max {a.max():.1f} ms"
 
+
+def matched(detected, truth, threshold: float = 0.3) -> set[int]:
+    """Indices of true boxes matched one-to-one by detections with IoU >= threshold (greedy, best first)."""
+    from fer_core.serve.detectors import box_iou
+    pairs = sorted(((box_iou(d, t), i, j) for i, d in enumerate(detected) for j, t in enumerate(truth)),
+                   reverse=True)
+    used_d, used_t = set(), set()
+    for v, i, j in pairs:
+        if v < threshold:
+            break
+        if i not in used_d and j not in used_t:
+            used_d.add(i)
+            used_t.add(j)
+    return used_t

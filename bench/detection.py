@@ -21,10 +21,9 @@ import time
 
 import numpy as np
 
-from bench.common import print_machine
+from bench.common import matched, print_machine
 from bench.detection_sets import CANVAS, Picture, canvases, close_up, close_up_files, hand_drawn
 from bench.vs_fer import load_fer
-from fer_core.serve.detectors import box_iou
 
 BANDS = ((0, 23, "<24"), (24, 39, "24-39"), (40, 80, "40-80"), (81, 10 ** 6, ">80"))
 
@@ -50,20 +49,6 @@ def is_the_close_up(box, width: int, height: int) -> bool:
     side = min(width, height)
     return (abs(x + w / 2 - width / 2) < width / 4 and abs(y + h / 2 - height / 2) < height / 4
             and 0.25 * side <= max(w, h) <= 1.2 * side)
-
-
-def matched(detected, truth, threshold: float = 0.3) -> set[int]:
-    """Indices of true boxes matched one-to-one by detections with IoU >= threshold (greedy, best first)."""
-    pairs = sorted(((box_iou(d, t), i, j) for i, d in enumerate(detected) for j, t in enumerate(truth)),
-                   reverse=True)
-    used_d, used_t = set(), set()
-    for v, i, j in pairs:
-        if v < threshold:
-            break
-        if i not in used_d and j not in used_t:
-            used_d.add(i)
-            used_t.add(j)
-    return used_t
 
 
 def score_close_ups(detect, pictures: list[Picture]) -> str:

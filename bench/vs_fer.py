@@ -31,8 +31,7 @@ import time
 import cv2
 import numpy as np
 
-from bench.common import check_run, face_boxes, parser, percentiles, photo_paths, print_machine, read_bgr
-from fer_core.serve.detectors import box_iou
+from bench.common import check_run, face_boxes, matched, parser, percentiles, photo_paths, print_machine, read_bgr
 
 INSTALL = "pip install --no-deps fer tqdm requests pillow"
 
@@ -51,19 +50,6 @@ def load_fer():
     return FER(), "fer " + getattr(__import__("fer"), "__version__", "?")
 
 
-def match(detected, truth, threshold: float = 0.5) -> int:
-    """How many true boxes are matched one-to-one by detections with IoU >= threshold (greedy, best first)."""
-    pairs = sorted(((box_iou(d, t), i, j) for i, d in enumerate(detected) for j, t in enumerate(truth)), reverse=True)
-    used_d, used_t = set(), set()
-    for v, i, j in pairs:
-        if v < threshold:
-            break
-        if i not in used_d and j not in used_t:
-            used_d.add(i)
-            used_t.add(j)
-    return len(used_t)
-
-
 def detection_scores(detect, photos: dict, threshold: float) -> str:
     truth = face_boxes()
     tp = n_det = n_true = 0
@@ -71,7 +57,7 @@ def detection_scores(detect, photos: dict, threshold: float) -> str:
         if name not in truth:
             continue
         boxes = [tuple(int(v) for v in b) for b in detect(img)]
-        tp += match(boxes, truth[name], threshold)
+        tp += len(matched(boxes, truth[name], threshold))
         n_det += len(boxes)
         n_true += len(truth[name])
     recall = tp / n_true if n_true else 0.0
