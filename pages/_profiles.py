@@ -10,13 +10,16 @@ import streamlit as st
 from fer_core.errors import UserError
 from fer_core.profiles import ProfileStore, make_profile
 from fer_core.profiles.shots import emotion_from_filename
+from fer_core.runs.defaults import REPO_ROOT
 
 NONE = "(none)"
 SCOPES = {"largest": "the largest face", "all": "every face"}
 
 
 def privacy_note(store: ProfileStore) -> str:
-    return (f"Profiles are stored on the machine that runs this app, in `{store.root}`, as numbers the model "
+    root = store.root.resolve()
+    shown = root.relative_to(REPO_ROOT) if root.is_relative_to(REPO_ROOT) else root   # profiles/, as in the README
+    return (f"Profiles are stored on the machine that runs this app, in `{shown}`, as numbers the model "
             "computed from the photos (no photos). Nothing leaves this machine.")
 
 
