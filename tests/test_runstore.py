@@ -174,3 +174,42 @@ def test_history_is_read_by_column_name_whatever_the_order(tmp_path):
     assert store.read_history(tmp_path) == [{"seconds": 9.0, "val_accuracy": 0.7, "epoch": 3, "phase": "full"}]
     store.history_path(tmp_path).unlink()
     assert store.read_history(tmp_path) == []
+
+
+# ---------------------------------------------------------------- run.json's writers
+def _hammer(run_dir: str, who: str, n: int) -> None:
+    for i in range(n):
+        store.update_run(run_dir, **{f"{who}_{i}": i, "heartbeat_unix": i})
+
+
+def test_concurrent_writers_of_run_json_lose_nothing(tmp_path):
+    """The heartbeat, the checkpointer, the final status and the app's rename merge into one run.json from
+    several processes at once: every field each of them wrote is there at the end."""
+    import multiprocessing as mp
+    d = store.create_run_dir(tmp_path, "hammered")
+    store.update_run(d, status="running", name="hammered")
+    ctx = mp.get_context("fork")
+    writers = [ctx.Process(target=_hammer, args=(str(d), f"w{k}", 150)) for k in range(4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(120)
+    assert all(w.exitcode == 0 for w in writers)
+    info = json.loads((d / "run.json").read_text())
+    missing = [f"w{k}_{i}" for k in range(4) for i in range(150) if f"w{k}_{i}" not in info]
+    assert not missing, f"{len(missing)} of 600 fields lost, e.g. {missing[:5]}"
+    assert info["status"] == "running" and info["name"] == "hammered"
+
+
+def test_the_heartbeat_stops_before_the_final_status(tmp_path, monkeypatch):
+    """With the heartbeat beating as fast as it can, the status written at the end stays: no late beat merges
+    an older run.json (status running) back over it."""
+    from fer_core.config import TrainConfig
+    from fer_core.train.lifecycle import RunLifecycle
+    monkeypatch.setattr(store, "HEARTBEAT_SECONDS", 0.0005)
+    for _ in range(5):
+        d = store.create_run_dir(tmp_path, "beating")
+        with RunLifecycle(d, TrainConfig(data=str(tmp_path)), resume=False):
+            time.sleep(0.05)
+        time.sleep(0.05)
+        assert store.read_json(store.run_json_path(d))["status"] == "completed"

@@ -15,8 +15,10 @@ Every file is written atomically (temp file + rename) so a crash never leaves ha
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
+import fcntl
 import io
 import json
 import os
@@ -121,6 +123,7 @@ RUN_JSON, MODEL, LAST_MODEL, STATE = "run.json", "model.keras", "last.keras", "s
 HISTORY, METRICS, PREDICTIONS, SPLIT = "history.csv", "metrics.json", "predictions.csv", "split.json"
 PROGRESS, LOG, CANCEL, TFLITE, EXPORT = "progress.json", "train.log", "CANCEL", "model.tflite", "export.json"
 CALIBRATION = "calibration.json"   # the temperature fitted on the run's validation part (fer_core calibrate)
+RUN_LOCK = ".run.lock"             # held while run.json is merged (update_run); empty, never read
 
 
 def run_json_path(run_dir) -> Path:
@@ -271,12 +274,25 @@ def create_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
     raise RunStoreError(f"could not create a new run folder in {runs_dir}")
 
 
+@contextlib.contextmanager
+def _run_json_lock(run_dir):
+    """An exclusive lock over run.json's read-merge-write: the training's heartbeat, checkpointer and final
+    status, and the app's rename, resume and queue all merge into the one file, from several processes."""
+    with open(Path(run_dir) / RUN_LOCK, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def update_run(run_dir, **fields) -> dict:
-    """Merge fields into run.json (atomically)."""
+    """Merge fields into run.json (atomically, and under the run's lock, so no writer loses another's fields)."""
     path = run_json_path(run_dir)
-    info = read_json(path, default={}) or {}
-    info.update(fields)
-    write_json_atomic(path, info)
+    with _run_json_lock(run_dir):
+        info = read_json(path, default={}) or {}
+        info.update(fields)
+        write_json_atomic(path, info)
     return info
 
 

@@ -50,7 +50,8 @@ class RunLifecycle:
                          heartbeat=store.now_iso(), heartbeat_unix=time.time(), pid=os.getpid(),
                          host=socket.gethostname(),
                          versions=library_versions(), error=None)
-        threading.Thread(target=self._beat, daemon=True).start()
+        self._beats = threading.Thread(target=self._beat, daemon=True)
+        self._beats.start()
         return self
 
     def _on_sigterm(self, signum, frame) -> None:
@@ -65,13 +66,15 @@ class RunLifecycle:
                 pass
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        # the heartbeat stops first: a late beat must not land after the final status
+        self._stop_beats.set()
+        self._beats.join(timeout=30)
         try:
             if exc is None:
                 self._record_end()
             else:
                 self._record_failure(exc)
         finally:
-            self._stop_beats.set()
             self._log_file.close()
             if self._old_handler is not None:
                 signal.signal(signal.SIGTERM, self._old_handler)
