@@ -16,9 +16,7 @@ it as it ends (`start_next_queued`), so the queue moves on with no page open, or
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import os
 import re
 import signal
@@ -57,16 +55,10 @@ def set_max_concurrent(runs_dir, value: int) -> None:
     store.write_json_atomic(Path(runs_dir) / _SETTINGS, {"max_concurrent": int(value)})
 
 
-@contextlib.contextmanager
 def _queue_lock(runs_dir):
     """An exclusive lock over the whole queue (an flock on a file in the run store)."""
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(runs_dir) / _LOCK, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return store.exclusive_lock(Path(runs_dir) / _LOCK)
 
 
 # ---------------------------------------------------------------- enqueue

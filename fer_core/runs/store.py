@@ -275,10 +275,9 @@ def create_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
 
 
 @contextlib.contextmanager
-def _run_json_lock(run_dir):
-    """An exclusive lock over run.json's read-merge-write: the training's heartbeat, checkpointer and final
-    status, and the app's rename, resume and queue all merge into the one file, from several processes."""
-    with open(Path(run_dir) / RUN_LOCK, "a+") as f:
+def exclusive_lock(lock_file):
+    """An flock on LOCK_FILE (made empty if missing) for as long as the block runs, across processes."""
+    with open(lock_file, "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -287,9 +286,11 @@ def _run_json_lock(run_dir):
 
 
 def update_run(run_dir, **fields) -> dict:
-    """Merge fields into run.json (atomically, and under the run's lock, so no writer loses another's fields)."""
+    """Merge fields into run.json (atomically, and under the run's lock: the training's heartbeat, checkpointer
+    and final status and the app's rename, resume and queue merge into this one file from several processes,
+    and none may lose another's fields)."""
     path = run_json_path(run_dir)
-    with _run_json_lock(run_dir):
+    with exclusive_lock(Path(run_dir) / RUN_LOCK):
         info = read_json(path, default={}) or {}
         info.update(fields)
         write_json_atomic(path, info)
