@@ -126,23 +126,24 @@ def test_cancel_a_queued_run_and_refuse_finished_ones(tmp_path, ckplus):
         queue.cancel(run_dir)
 
 
-def test_dead_training_process_is_reported_failed(tmp_path, ckplus):
-    """A 'running' run whose process is gone (killed, crashed at start-up) must not block the queue."""
+def _vanished_run(tmp_path, ckplus, log: str) -> dict:
+    """A 'running' run whose process is gone, with LOG as its train.log, after the queue has looked at it."""
     run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus))
     store.update_run(run_dir, status="running", pid=2 ** 22 + 12345, heartbeat_unix=time.time())
-    (run_dir / "train.log").write_text("Segmentation fault\n")
+    (run_dir / "train.log").write_text(log)
     assert queue.active_jobs(tmp_path)["running"] == []
-    run = store.read_run(run_dir)
+    return store.read_run(run_dir)
+
+
+def test_dead_training_process_is_reported_failed(tmp_path, ckplus):
+    """A 'running' run whose process is gone (killed, crashed at start-up) must not block the queue."""
+    run = _vanished_run(tmp_path, ckplus, "Segmentation fault\n")
     assert run["status"] == "failed" and "Segmentation fault" in run["error"]
 
 
 def test_a_killed_run_s_error_is_not_a_normal_log_line(tmp_path, ckplus):
     """kill -9 leaves a log that ends with progress: the error says the process was killed, not 'epoch 3/20'."""
-    run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus))
-    store.update_run(run_dir, status="running", pid=2 ** 22 + 12346, heartbeat_unix=time.time())
-    (run_dir / "train.log").write_text("Epoch 3/20\n120/448 ETA 1:20 - accuracy: 0.41 - loss: 1.52\n")
-    assert queue.active_jobs(tmp_path)["running"] == []
-    run = store.read_run(run_dir)
+    run = _vanished_run(tmp_path, ckplus, "Epoch 3/20\n120/448 ETA 1:20 - accuracy: 0.41 - loss: 1.52\n")
     assert run["status"] == "failed" and "killed from outside" in run["error"] and "Epoch" not in run["error"]
 
 
