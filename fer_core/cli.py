@@ -130,8 +130,14 @@ def _inference_commands(sub) -> None:
 
 
 def _report_commands(sub) -> None:
-    p = sub.add_parser("results", help="the README's results tables (Markdown) from the run store")
+    p = sub.add_parser("results", help="the README's results tables (Markdown) from the committed records: the "
+                                       "headline runs in the run store and the reference collections in results/")
     p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    p.add_argument("--results-dir", default=None, help="the reference collections (default: the repository's "
+                                                       "results/)")
+    p.add_argument("--collect", action="store_true",
+                   help="first pack the run store's reference runs (k-fold groups, backbone comparisons, FER2013 "
+                        "runs tried) into collections in the results folder: what the reference scripts end with")
 
     p = sub.add_parser("kfold", help="train all K folds of a subject-independent split and summarise")
     add_train_args(p)
@@ -381,8 +387,13 @@ def cmd_calibrate(a) -> int:
 
 
 def cmd_results(a) -> int:
-    from fer_core.report.results import results_markdown
-    print(results_markdown(a.runs_dir))
+    from fer_core.report.results import collect, results_markdown
+    from fer_core.runs.archive import results_dir as default_results_dir
+    results_dir = a.results_dir or default_results_dir()
+    if a.collect:
+        for path in collect(a.runs_dir, results_dir):
+            print(f"collected {path}", file=sys.stderr)
+    print(results_markdown(a.runs_dir, results_dir))
     return 0
 
 

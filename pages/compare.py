@@ -1,6 +1,6 @@
 """Compare: runs side by side (the backbone comparison table, validation curves, per-class F1,
-confusion matrices) and the k-fold summaries. Works from metrics.json alone, so reference runs
-committed without their model file still compare.
+confusion matrices) and the k-fold summaries. Works from metrics.json alone, so the committed reference
+records (results/, without their models) compare beside the run store's runs.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.report import browse, compare
-from fer_core.runs import defaults
+from fer_core.runs import archive, defaults
 from fer_core.runs import store
 from pages._common import ensure_app_navigation, literal, runs_dir
 from pages._run_charts import confusion_figure, grouped_f1_figure, overlay_figure
@@ -70,7 +70,7 @@ def differences(runs: list[dict]) -> None:
 
 
 def curves(runs: list[dict]) -> None:
-    series = {r["name"]: store.read_history(r["path"]) for r in runs}
+    series = {r["name"]: store.run_history(r) for r in runs}
     series = {k: v for k, v in series.items() if v}
     if not series:
         st.info("None of these runs has a history.csv.")
@@ -97,7 +97,7 @@ def confusions(runs: list[dict]) -> None:
 
 
 def kfold() -> None:
-    summaries = compare.kfold_summaries(runs_dir())
+    summaries = compare.kfold_summaries(runs_dir()) + archive.kfold_summaries()
     if not summaries:
         st.caption("No k-fold summaries (runs/kfold-*.json, written by `python -m fer_core kfold`).")
         return
@@ -115,7 +115,7 @@ def kfold() -> None:
 
 
 st.title("Compare runs")
-all_runs = store.list_runs(runs_dir())
+all_runs = store.list_runs(runs_dir()) + archive.archived_runs()
 chosen = choose_runs(all_runs)
 if chosen:
     st.subheader("Backbone comparison")

@@ -1,5 +1,7 @@
 """Runs: every training run in the run store, and one run in detail (curves, confusion matrix,
 per-class scores, misclassified faces, log) with its actions (download, re-evaluate, rename, delete).
+The committed reference collections (results/) list beside them, one row per collection until opened;
+their runs show their figures, curves and confusion matrices (they keep no model, faces or log).
 
 Nothing here assumes a run is complete: failed, cancelled, running and damaged folders all list,
 and each section says what is missing instead of failing.
@@ -14,7 +16,7 @@ import streamlit as st
 
 from fer_core.errors import UserError
 from fer_core.report import browse, compare, display, run_notes
-from fer_core.runs import queue
+from fer_core.runs import archive, queue
 from fer_core.runs import store
 from pages._calibration import calibration_section
 from pages._common import ensure_app_navigation, literal, readable_path, runs_dir
@@ -137,7 +139,7 @@ def overview(run: dict) -> None:
 
 
 def curves(run: dict) -> None:
-    history = store.read_history(run["path"])
+    history = store.run_history(run)
     if not history:
         st.info("No epochs recorded (history.csv is missing or empty).")
         return
@@ -307,9 +309,12 @@ try:
     queue.start_queued(root)   # keep the queue moving for whoever has the app open
 except (OSError, UserError):
     pass
-all_runs = store.list_runs(root)
+own_runs = store.list_runs(root)
+if not own_runs:
+    st.info(f"No runs of your own yet in {root}: train one on the Train page. The reference collections below "
+            "are the committed records behind the README's tables.")
+all_runs = own_runs + archive.archived_runs()
 if not all_runs:
-    st.info(f"No runs yet in {root}. Train one on the Train page.")
     st.stop()
 
 rows = runs_table(all_runs)
@@ -319,8 +324,15 @@ if run is not None:
     st.header(literal(run["name"]))
     st.caption(f"{run['id']} · {run['backbone'] or '?'} on {run['dataset'] or '?'} · weights {run['weights'] or '?'}"
                f" · created {run['created'] or '?'}")
-    tabs = st.tabs(["Overview", "Curves", "Confusion & per class", "Calibration", "Misclassified", "Log", "Actions"])
-    sections = [overview, curves, confusion, calibration_section, gallery, log, lambda r: actions(r, root)]
+    if run.get("collection"):
+        st.info(f"A committed reference record ({literal(run['collection'])}): its figures, curves and confusion "
+                "matrices are kept, not its model, faces or log. Re-made by "
+                f"`{run.get('made_by') or 'no committed command'}`.", icon=":material/inventory_2:")
+        names, sections = ["Overview", "Curves", "Confusion & per class"], [overview, curves, confusion]
+    else:
+        names = ["Overview", "Curves", "Confusion & per class", "Calibration", "Misclassified", "Log", "Actions"]
+        sections = [overview, curves, confusion, calibration_section, gallery, log, lambda r: actions(r, root)]
+    tabs = st.tabs(names)
     for tab, section in zip(tabs, sections):
         with tab:
             try:

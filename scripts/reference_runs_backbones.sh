@@ -7,10 +7,13 @@
 #   CK_SECONDS=40 FER_SECONDS=150 FER_SAMPLES=6000 scripts/reference_runs_backbones.sh   (the committed runs;
 #   FER_SECONDS=0: CK+ only; CK_SECONDS=0: FER2013 only). About 90 minutes on 2 CPU cores.
 #
-# CK+48: subject-independent 10-fold, CK_SECONDS of training per fold -> runs/kfold-ck-bb-<backbone>.json
+# CK+48: subject-independent 10-fold, CK_SECONDS of training per fold -> runs/kfold-ck-bb-<backbone>.json,
+#          then results/ck-bb-<backbone>.json
 # FER2013: a stratified FER_SAMPLES-image training subset, FER_SECONDS of training, official split
-#          (PublicTest for model selection, all 3,589 PrivateTest faces for the test) -> runs/fer-bb-<backbone>
-# Then `python -m fer_core results` prints the table.
+#          (PublicTest for model selection, all 3,589 PrivateTest faces for the test) -> runs/fer-bb-<backbone>,
+#          then results/fer-bb.json
+# Then `python -m fer_core results --collect` packs them into results/ (the committed collections) and prints the
+# tables.
 set -u   # no -e: one backbone failing should not cost the others their runs
 CK=${1:-../shared/data/ckplus/CK+48}
 FER=${2:-../shared/data/fer2013}
@@ -33,4 +36,4 @@ for bb in $BACKBONES_FER; do
     --max-train-seconds "$FER_SECONDS" --max-samples "$FER_SAMPLES" --eval-samples 0 \
     --run-dir "runs/fer-bb-$bb"
 done
-python3 -m fer_core results
+python3 -m fer_core results --collect

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from fer_core.config import TrainConfig
 from fer_core.runs import queue as jobs
+from fer_core.runs import archive
 from fer_core.runs import store as runstore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,10 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> Path:
-    """An empty run store the app reads through FER_RUNS_DIR."""
+    """An empty run store the app reads through FER_RUNS_DIR, without the committed reference collections (an
+    empty FER_RESULTS_DIR), so a test sees only the runs it made."""
     root = tmp_path / "runs"
     root.mkdir()
+    (tmp_path / "results").mkdir()
     monkeypatch.setenv("FER_RUNS_DIR", str(root))
+    monkeypatch.setenv("FER_RESULTS_DIR", str(tmp_path / "results"))
     return root
 
 
@@ -233,6 +237,35 @@ def test_runs_page_folds_groups_reads_percentages_and_says_how_it_sorts(store):
     assert "newest first" not in at.caption[0].value
     at.multiselect(key="runs_open").set_value(["k-fold ck"]).run()          # opened: one row per fold
     assert list(at.dataframe[0].value["name"]) == ["ck-fold0", "alone", "ck-fold1", "ck-fold2"]
+
+
+def test_a_fresh_store_lists_the_reference_collections_one_row_each_and_opens_their_records(store, monkeypatch):
+    """A fresh clone: the user's runs (none here) and the committed collections, each one row until opened; a
+    record shows its figures, curves and confusion matrix, and says it keeps no model and what re-makes it."""
+    monkeypatch.delenv("FER_RESULTS_DIR")
+    docs = archive.read_collections()
+    if not docs:
+        pytest.skip("no reference collections in this checkout")
+    at = open_page("pages/runs.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == len(docs) <= 20
+    assert set(table["name"]) == {f"reference {d['title']} ({len(d['runs'])} runs)" for d in docs}
+    assert set(table["status"]) == {"completed"}
+
+    ck = next(d for d in docs if d["collection"] == "ck-scratch")
+    at.multiselect(key="runs_open").set_value([f"reference {ck['title']}"]).run()
+    assert len(at.dataframe[0].value) == len(docs) - 1 + len(ck["runs"])
+    record = ck["runs"][0]
+    at.selectbox(key="run_pick").set_value(record["id"]).run()
+    assert not at.exception and not at.error
+    assert any("scripts/reference_runs.sh ckplus" in i.value for i in at.info)
+    assert [t.label for t in at.tabs] == ["Overview", "Curves", "Confusion & per class"]
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heatmap = next(f for f in figures if f["data"][0]["type"] == "heatmap")
+    assert heatmap["data"][0]["z"] == record["metrics"]["test"]["confusion_matrix"]
+    curves = next(f for f in figures if f["data"][0]["type"] == "scatter")
+    assert len(curves["data"][0]["x"]) == len(record["history"])
 
 
 def test_misclassified_tab_by_true_and_predicted_class_paged(store, fer2013, default_run):

@@ -108,3 +108,10 @@ def test_calibration(default_run):
     out = run_bench("calibration", default_run, "--choose")
     assert re.search(rf"^development people .*no profile {NUM}%", out, re.M), out
     assert re.search(rf"logistic +best {NUM}% at blend ", out), out
+
+
+def test_run_listing():
+    out = run_bench("run_listing")
+    assert re.search(r"^50 runs \(5 k-fold groups, folded into 5 rows\):", out, re.M), out
+    assert re.search(rf"first time \(every run's files read\): {NUM} s", out), out
+    assert re.search(rf"a rerun with nothing changed: listing {NUM} s, the whole table {NUM} s", out), out

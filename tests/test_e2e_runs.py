@@ -1,5 +1,5 @@
 """The Runs and Compare pages in a real browser: a real run's curves and confusion matrix are drawn by
-plotly, and a fresh clone's committed run store shows the reference runs and k-fold summaries.
+plotly, and a fresh clone's committed store and reference collections show on Runs and Compare.
 
 Also saves screenshots of Runs and Compare (the committed store) and Train into docs/screenshots/.
 """
@@ -7,7 +7,7 @@ Also saves screenshots of Runs and Compare (the committed store) and Train into 
 from __future__ import annotations
 
 import contextlib
-import json
+import re
 import shutil
 import subprocess
 
@@ -22,7 +22,7 @@ from e2e_helpers import (
     wait_for_app,
 )
 
-from fer_core.runs import defaults
+from fer_core.runs import archive, defaults
 from fer_core.runs import store as runstore
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -126,9 +126,11 @@ def committed_run_store(dst):
 
 
 def test_a_fresh_clone_shows_the_reference_runs_on_compare_and_runs(tmp_path):
+    """The committed store (the headline models) and the committed reference collections (results/), as a fresh
+    clone opens them: Compare has every k-fold group, Runs folds each collection into one row."""
     store = committed_run_store(tmp_path)
     default = store / defaults.DEFAULT_RUN_ID
-    groups = [json.loads(p.read_text())["group"] for p in sorted(store.glob("kfold-*.json"))]
+    groups = [s["group"] for s in archive.kfold_summaries()]
     assert groups and (default / "model.keras").is_file()
     default_name = runstore.read_json(default / "run.json")["name"]
     with app_in_browser(store) as (server, page):
@@ -146,6 +148,9 @@ def test_a_fresh_clone_shows_the_reference_runs_on_compare_and_runs(tmp_path):
         settle(page, f"{server.url}/runs?run={defaults.DEFAULT_RUN_ID}")
         assert_no_exception(page)
         assert page.get_by_role("heading", name=default_name).count() >= 1
+        caption = page.get_by_text(re.compile(r"^\d+ of \d+ runs in \d+ rows")).inner_text()
+        rows = int(re.search(r"in (\d+) rows", caption)[1])
+        assert rows == 2 + len(archive.read_collections()) <= 20, caption   # the headline models, one per collection
         open_tab(page, "Confusion & per class")
         visible_chart_types(page, 2)
         assert visible_heatmap_z(page) == runstore.read_json(default / "metrics.json")["test"]["confusion_matrix"]

@@ -1,14 +1,16 @@
-"""Train-form presets: each shows the time and accuracy its committed recipe reached, read from the run store."""
+"""Train-form presets: each shows the time and accuracy its committed recipe reached, read from the committed
+records (the run store's headline runs, the reference collections)."""
 
 from __future__ import annotations
 
 from fer_core.config import TrainConfig, check_options
-from fer_core.runs import store
+from fer_core.runs import archive, store
 from fer_core.runs.defaults import FER2013_SCRATCH_RUN_ID
 from fer_core.train import presets
 
 
-def test_presets_are_valid_configs_and_say_what_they_reached(tmp_path):
+def test_presets_are_valid_configs_and_say_what_they_reached(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_RESULTS_DIR", str(tmp_path / "no-collections"))    # only what this test writes
     for kind in presets.PRESETS.values():
         for p in kind:
             check_options(TrainConfig(data="x", **p.options))       # every preset is a config the form can hold
@@ -29,4 +31,10 @@ def test_presets_are_valid_configs_and_say_what_they_reached(tmp_path):
     f = presets.figures(presets.PRESETS["small"][0], tmp_path)
     assert f["accuracy"] == 0.896 and f["minutes"] == 2
     assert presets.figures(presets.PRESETS["small"][1], tmp_path)["accuracy"] is None   # not measured here
+    monkeypatch.delenv("FER_RESULTS_DIR")                        # the committed reference collections quote it
+    committed = next((s for s in archive.kfold_summaries() if s["group"] == "ck-transfer-ferplus"), None)
+    if committed:
+        f = presets.figures(presets.PRESETS["small"][1], tmp_path)
+        assert f["accuracy"] == committed["mean_accuracy"] and f["source"] == "ck-transfer-ferplus"
+        assert f["precision"] == "mixed_bfloat16"
     assert presets.kind_of(25_000) == "large" and presets.kind_of(800) == "small"

@@ -1,4 +1,5 @@
-"""The committed runs: the default model reproduces its stored figures, and the reference runs are whole."""
+"""The committed records: the headline models reproduce their stored figures, the reference collections are
+whole, and the README's tables come from them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import subprocess
 import pytest
 from conftest import REPO, SHARED, need, run_cli
 
-from fer_core.report import compare
-from fer_core.runs import store
+from fer_core.report import compare, results
+from fer_core.runs import archive, store
 from fer_core.runs.defaults import DEFAULT_RUN, FER2013_CANDIDATE_RUN_IDS, FER2013_RUN_ID, FERPLUS_RUN_ID
 
 RUNS = REPO / "runs"
-PHOTO = SHARED / "photos" / "2008_001322.jpg"
 
 
 def committed_runs() -> list[str]:
@@ -37,58 +37,95 @@ def test_the_headline_models_reproduce_their_test_accuracy_from_a_clean_checkout
     assert abs(result["macro_f1"] - stored["macro_f1"]) < 0.005
 
 
-def test_committed_runs_are_complete_and_show_on_the_compare_page():
+def test_only_the_headline_models_are_tracked_under_runs():
+    """runs/ is the user's store: a fresh clone's holds the two headline models and nothing else."""
     names = committed_runs()
     if not names:
         pytest.skip("no committed runs in this checkout")
+    assert names == sorted([FER2013_RUN_ID, FERPLUS_RUN_ID])
     for name in names:
         run = store.read_run(RUNS / name)
-        assert run["status"] == "completed" and not run["problems"], (name, run["problems"])
-        for f in ("run.json", "history.csv", "metrics.json", "predictions.csv", "split.json"):
-            assert (RUNS / name / f).is_file(), (name, f)
-        assert compare.comparison_table([run])[0]["test accuracy"] is not None
-    for s in compare.kfold_summaries(RUNS):
-        folds = [RUNS / (r.split("/")[-1]) for f in s["per_fold"] for r in f.get("members", [f["run"]])]
-        assert all(f.name in names for f in folds), s["group"]   # every fold behind a summary is committed
-        # the validation figure recipes are chosen by is the folds' own, not the test people's (an ensemble's
-        # needs its members' models, which are not committed: only its mean over the folds is checked)
-        val = [f["val_accuracy"] if "members" in f else
-               store.read_json(RUNS / f["run"].split("/")[-1] / "metrics.json")["val"]["accuracy"]
-               for f in s["per_fold"]]
-        assert s["mean_val_accuracy"] == pytest.approx(sum(val) / len(val)), s["group"]
+        assert run["status"] == "completed" and not run["problems"] and run["has_model"], (name, run["problems"])
 
 
-def test_results_command_prints_the_tables_from_the_run_store():
+def test_every_reference_collection_is_whole_and_says_what_re_makes_it():
+    """Each committed collection's runs carry what the tables, curves and confusion matrices need, every fold
+    behind a k-fold summary is in it, and the command it names is committed."""
+    docs = archive.read_collections(archive.RESULTS_DIR)
+    if not docs:
+        pytest.skip("no reference collections in this checkout")
+    assert {d["kind"] for d in docs} == set(archive.KINDS)
+    for doc in docs:
+        script = doc["made_by"].split()[0]
+        assert (REPO / script).is_file(), (doc["collection"], script)
+        runs = {r["id"]: r for r in archive.collection_runs(doc["collection"], archive.RESULTS_DIR)}
+        assert runs, doc["collection"]
+        for run in runs.values():
+            assert run["status"] == "completed" and run["path"] is None and not run["has_model"], run["id"]
+            assert compare.comparison_table([run])[0]["test accuracy"] is not None, run["id"]
+            assert store.run_history(run) and compare.confusion(run["metrics"], "test")[0] is not None, run["id"]
+        s = doc["summary"]
+        if doc["kind"] == "kfold":
+            folds = [r.split("/")[-1] for f in s["per_fold"] for r in f.get("members", [f["run"]])]
+            assert set(folds) == set(runs), doc["collection"]       # every fold behind the summary, and no other
+            # the validation figure recipes are chosen by is the folds' own, not the test people's
+            val = [runs[f["run"].split("/")[-1]]["metrics"]["val"]["accuracy"] for f in s["per_fold"]]
+            assert s["mean_val_accuracy"] == pytest.approx(sum(val) / len(val)), doc["collection"]
+
+
+def test_collect_packs_a_run_store_into_collections_that_give_the_same_tables(tmp_path):
+    """A run store of run folders (unpacked from a committed k-fold group and the FER2013 backbone runs) packed
+    by `results --collect` gives the same tables as the committed collections."""
+    docs = {d["collection"]: d for d in archive.read_collections(archive.RESULTS_DIR)}
+    if "ck-bb-fer_vgg" not in docs or "fer-bb" not in docs:
+        pytest.skip("no reference collections in this checkout")
+    runs_dir = tmp_path / "runs"
+    for name in ("ck-bb-fer_vgg", "fer-bb"):
+        for r in docs[name]["runs"]:
+            (runs_dir / r["id"]).mkdir(parents=True)
+            store.write_json_atomic(store.run_json_path(runs_dir / r["id"]), r["run"])
+            store.write_json_atomic(store.metrics_path(runs_dir / r["id"]), r["metrics"])
+            store.write_history(runs_dir / r["id"], r["history"])
+    store.write_json_atomic(runs_dir / "kfold-ck-bb-fer_vgg.json", docs["ck-bb-fer_vgg"]["summary"])
+    r = run_cli("results", "--collect", "--runs-dir", runs_dir, "--results-dir", tmp_path / "results")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["ck-bb-fer_vgg.json", "fer-bb.json"]
+    packed = {d["collection"]: d for d in archive.read_collections(tmp_path / "results")}
+    for name in packed:
+        assert [x["id"] for x in packed[name]["runs"]] == sorted(x["id"] for x in docs[name]["runs"])
+        assert packed[name]["summary"] == docs[name]["summary"] and packed[name]["made_by"] == docs[name]["made_by"]
+    ours = [line for line in r.stdout.splitlines() if line.startswith("| fer_vgg |")]
+    committed = [line for line in run_cli("results").stdout.splitlines() if line.startswith("| fer_vgg |")]
+    assert len(ours) == 2 and ours == committed          # the CK+ 10-fold row and the FER2013 row
+
+
+def test_results_command_prints_the_readme_tables_from_the_committed_records():
+    """Every table `python -m fer_core results` prints stands in the README exactly, whole: the README's figures
+    are regenerated from the committed records, not typed in."""
     if not (DEFAULT_RUN / "metrics.json").is_file():
         pytest.skip("no default run")
     r = run_cli("results")
     assert r.returncode == 0, r.stderr[-2000:]
     acc = json.loads((DEFAULT_RUN / "metrics.json").read_text())["test"]["accuracy"]
     assert f"{100 * acc:.1f}%" in r.stdout
-    assert "### Headline models" in r.stdout and "### Accuracy per CPU-minute" in r.stdout
-    assert "### FER2013 runs tried (chosen on PublicTest)" in r.stdout
+    readme = (REPO / "README.md").read_text()
+    titles = []
+    for block in r.stdout.split("### ")[1:]:
+        title, _, body = block.partition("\n")
+        table = "\n".join(line for line in body.splitlines() if line.startswith("|"))
+        at = readme.find(table + "\n")
+        assert at >= 0 and not readme[at + len(table) + 1:].startswith("|"), f"README's table differs: {title}"
+        titles.append(title)
+    assert titles[:4] == ["Headline models", "FER2013 runs tried (chosen on PublicTest)",
+                          "The default: faces of people neither model saw (all of CK+)", "Accuracy per CPU-minute"]
+    assert any(t.startswith("Backbones on CK+48") for t in titles) and any(t.startswith("Backbones on FER2013")
+                                                                           for t in titles)
 
 
 def test_the_fer2013_headline_is_the_candidate_with_the_best_publictest_accuracy():
     """The selection rule the README states: validation (PublicTest) decides, never PrivateTest."""
-    records = {r: RUNS / r / "metrics.json" for r in FER2013_CANDIDATE_RUN_IDS}
-    if not all(p.is_file() for p in records.values()):
+    runs = results.all_runs(RUNS, archive.RESULTS_DIR)
+    if not all(r in runs for r in FER2013_CANDIDATE_RUN_IDS):
         pytest.skip("the FER2013 candidate runs are not all in this checkout")
-    val = {r: json.loads(p.read_text())["val"]["accuracy"] for r, p in records.items()}
+    val = {r: runs[r]["metrics"]["val"]["accuracy"] for r in FER2013_CANDIDATE_RUN_IDS}
     assert max(val, key=val.get) == FER2013_RUN_ID, val
-
-
-def test_the_earlier_default_still_lists_and_its_model_says_why_it_no_longer_loads():
-    """Trained on the blurred FER2013 copy with the retired MatchSharpness layer: the record stays, the model
-    file fails with a message instead of a Keras traceback."""
-    old = RUNS / "default-fer_vgg-fer2013"
-    if not (old / "model.keras").is_file():
-        pytest.skip("the earlier default run is not in this checkout")
-    from fer_core.errors import UserError
-    from fer_core.model.saving import load_model_safe
-    run = store.read_run(old)
-    assert run["status"] == "completed" and run["test_accuracy"] is not None
-    with pytest.raises(UserError, match="retired MatchSharpness layer"):
-        load_model_safe(old / "model.keras")
-    r = run_cli("predict", PHOTO, "--run", old)
-    assert r.returncode == 2 and "retired MatchSharpness" in r.stderr and "Traceback" not in r.stderr

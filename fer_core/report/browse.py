@@ -46,6 +46,8 @@ def learnt_nothing(run: dict) -> bool:
 def best_and_last(run: dict) -> dict:
     """From history.csv: the best and the last validation accuracy, and the epoch of the best. Remembered per
     history.csv version: the Runs page asks for every run on every rerun."""
+    if not run.get("path"):     # a reference record carries its epochs
+        return _best_and_last_of(store.run_history(run))
     try:
         stamp = os.stat(store.history_path(run["path"])).st_mtime_ns
     except OSError:
@@ -55,7 +57,10 @@ def best_and_last(run: dict) -> dict:
 
 @functools.lru_cache(maxsize=4096)
 def _best_and_last(path: str, _stamp) -> dict:
-    rows = store.read_history(path)
+    return _best_and_last_of(store.read_history(path))
+
+
+def _best_and_last_of(rows: list[dict]) -> dict:
     vals = [(int(r["epoch"]), r["val_accuracy"]) for r in rows
             if r.get("epoch") is not None and r.get("val_accuracy") is not None]
     if not vals:
@@ -87,6 +92,8 @@ def parameters_table(runs: list[dict], only_differing: bool = True) -> list[dict
 def group_of(run: dict) -> str:
     """Runs that repeat one recipe (other seeds, other folds) share a group: the k-fold group where the run
     is a fold, else its parameters without seeds and split."""
+    if run.get("collection"):   # a committed reference record: its collection is one row
+        return run["collection"]
     kfold = (run.get("info") or {}).get("kfold") or {}
     if kfold.get("group"):
         return f"k-fold {kfold['group']}"
@@ -214,8 +221,11 @@ GROUP_MEANS = ("test accuracy", "margin over baseline", "best val accuracy", "la
 
 def fold_group(run: dict) -> str | None:
     """The group a run is listed under until it is opened: the folds of one k-fold cross-validation, or the
-    runs of one backbone comparison (each backbone with the same budget). Why: a fresh clone holds ~190
-    committed fold runs, and one row each buried the dozen runs a user looks for."""
+    runs of one backbone comparison (each backbone with the same budget), or a committed reference collection.
+    Why: a k-fold makes K runs and the reference collections hold ~130 records; one row each buried the dozen
+    runs a user looks for."""
+    if run.get("collection"):   # a committed reference record: its collection is one row
+        return run["collection"]
     kfold = (run.get("info") or {}).get("kfold") or {}
     if kfold.get("group"):
         return f"k-fold {kfold['group']}"

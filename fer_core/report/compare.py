@@ -74,8 +74,8 @@ def filter_rows(rows: list[dict], status=None, backbone=None, dataset=None, text
 
 def model_size_bytes(run: dict) -> int | None:
     """model.keras's size, or metrics.json's model_bytes for runs stored without the model file."""
-    p = store.model_path(run["path"])
-    if p.is_file():
+    p = store.model_path(run["path"]) if run.get("path") else None
+    if p is not None and p.is_file():
         return p.stat().st_size
     return (run.get("metrics") or {}).get("model_bytes")
 
@@ -84,7 +84,7 @@ def preselected(runs: list[dict], default_id: str, n: int = 4) -> list[str]:
     """The Compare page's first choice: the app's default model, then the newest runs on the same dataset
     that are not k-fold folds and learnt something, up to n.
 
-    Why: a fresh clone holds ~180 committed fold runs ("the newest four" picked four of them); figures of
+    Why: a fresh clone lists ~100 committed fold records ("the newest four" picked four of them); figures of
     CK+ and FER2013 runs cannot be compared; a run at the majority-class baseline is not worth a slot.
     """
     standalone = sorted((r for r in runs if not (r.get("info") or {}).get("kfold")),

@@ -1,7 +1,9 @@
-"""The README's results tables, computed from the run store (so every figure there has a command).
+"""The README's results tables, computed from the committed records (so every figure there has a command).
 
-`python -m fer_core results` prints them as Markdown: the default model, the CK+ transfer
-protocols, and the backbone comparison on CK+ (10-fold means) and on FER2013.
+`python -m fer_core results` prints them as Markdown: the headline models (in the run store, with their
+models), the FER2013 runs tried for the default, the CK+ protocols, and the backbone comparisons on CK+
+(10-fold means) and on FER2013 (those from the reference collections in results/, fer_core/runs/archive.py).
+`collect` packs a run store's reference runs into those collections: what the reference scripts end with.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from fer_core.report.compare import (
     model_size_bytes,
     models_per_fold,
 )
-from fer_core.runs import store
+from fer_core.report.browse import BACKBONE_COMPARISON
+from fer_core.runs import archive, store
 from fer_core.runs.defaults import FER2013_SCRATCH_RUN_ID, FER2013_CANDIDATE_RUN_IDS, FER2013_RUN_ID, FERPLUS_RUN_ID
 
 
@@ -33,20 +36,25 @@ def markdown(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def fold_runs(summary: dict, runs_dir: Path) -> list[dict]:
-    """The run of each fold, found by folder name under runs_dir (summaries may hold another machine's paths)."""
-    out = []
-    for f in summary.get("per_fold", []):
-        d = runs_dir / Path(str(f.get("run", ""))).name
-        if d.is_dir():
-            out.append(store.read_run(d))
-    return out
+def fold_runs(summary: dict, runs: dict) -> list[dict]:
+    """The run of each fold, by folder name (summaries may hold another machine's paths)."""
+    names = [Path(str(f.get("run", ""))).name for f in summary.get("per_fold", [])]
+    return [runs[n] for n in names if n in runs]
 
 
-def kfold_backbone_row(summary: dict, runs_dir: Path) -> dict:
+def all_runs(runs_dir: Path, results_dir) -> dict:
+    """{run id: run}: the reference collections' records, then the run store's runs (which win on a clash)."""
+    return {r["id"]: r for r in [*archive.archived_runs(results_dir), *store.list_runs(runs_dir)]}
+
+
+def all_kfold_summaries(runs_dir: Path, results_dir) -> dict:
+    """{group: summary}: the reference collections' k-fold groups, then the run store's own."""
+    return {s.get("group"): s for s in [*archive.kfold_summaries(results_dir), *kfold_summaries(runs_dir)]}
+
+
+def kfold_backbone_row(summary: dict, runs: dict) -> dict:
     """Means over the folds: the CK+ row of the backbone table."""
-    runs = fold_runs(summary, runs_dir)
-    rows = comparison_table(runs)
+    rows = comparison_table(fold_runs(summary, runs))
 
     def mean(key):
         vals = [r[key] for r in rows if r.get(key) is not None]
@@ -90,13 +98,13 @@ def headline_table(runs_dir: Path) -> str:
         "model size", "int8 LiteRT test acc (points vs Keras)"])
 
 
-def fer2013_candidates_table(runs_dir: Path) -> str:
+def fer2013_candidates_table(runs: dict) -> str:
     """Every FER2013 run tried for the headline, so the choice can be checked: chosen on val, test beside it."""
     rows = []
     for run_id in FER2013_CANDIDATE_RUN_IDS:
-        if not store.run_json_path(runs_dir / run_id).is_file():
+        if run_id not in runs:
             continue
-        r = store.read_run(runs_dir / run_id)
+        r = runs[run_id]
         m, cfg = r.get("metrics") or {}, r["info"].get("config") or {}
         rows.append([run_id, cfg.get("weights"), cfg.get("learning_rate"),
                      _fmt((r.get("train_seconds") or 0) / 60, digits=0), r.get("epochs_done"),
@@ -124,22 +132,22 @@ def unseen_people_table(runs_dir: Path) -> str:
         rows, ["run", "emotions scored (both models know them)", "faces", "accuracy", "macro F1"])
 
 
-def _minutes_before(runs_dir: Path, run_id: str) -> float:
+def _minutes_before(runs: dict, run_id: str) -> float:
     """Training seconds a run inherited: those of the committed run its weights continued ("run:" weights)."""
-    weights = str((store.read_run(runs_dir / run_id)["info"].get("config") or {}).get("weights") or "")
-    parent = runs_dir / Path(weights[4:]).name if weights.startswith("run:") else None
-    return float(store.read_run(parent).get("train_seconds") or 0) if parent and parent.is_dir() else 0.0
+    weights = str((runs[run_id]["info"].get("config") or {}).get("weights") or "")
+    parent = runs.get(Path(weights[4:]).name) if weights.startswith("run:") else None
+    return float(parent.get("train_seconds") or 0) if parent else 0.0
 
 
-def minutes_table(runs_dir: Path, marks=(5, 10, 20, 30, 45, 60, 85, 120, 150, 170)) -> str:
+def minutes_table(runs: dict, marks=(5, 10, 20, 30, 45, 60, 85, 120, 150, 170)) -> str:
     """What a shorter budget buys: the best validation accuracy by N minutes of training for the runs of the
     headline recipe; a run that continued another counts that run's minutes first."""
     rows = []
     for run_id in (FER2013_SCRATCH_RUN_ID, FER2013_RUN_ID, FERPLUS_RUN_ID):
-        history = store.read_history(runs_dir / run_id)
+        history = store.run_history(runs[run_id]) if run_id in runs else []
         if not history:
             continue
-        start = _minutes_before(runs_dir, run_id)
+        start = _minutes_before(runs, run_id)
         cells, spent, best, i = [], start, None, 0
         total = start + sum(row["seconds"] or 0.0 for row in history)
         for mark in marks:
@@ -155,19 +163,17 @@ def minutes_table(runs_dir: Path, marks=(5, 10, 20, 30, 45, 60, 85, 120, 150, 17
     return "### Accuracy per CPU-minute\n\n" + markdown(rows, ["run", *[f"{m} min" for m in marks]])
 
 
-def results_markdown(runs_dir) -> str:
+def results_markdown(runs_dir, results_dir=None) -> str:
     runs_dir = Path(runs_dir)
-    parts = [t for t in (headline_table(runs_dir), fer2013_candidates_table(runs_dir), unseen_people_table(runs_dir),
-                         minutes_table(runs_dir)) if t]
-    parts += [t for t in (kfold_tables(runs_dir), backbone_tables(runs_dir)) if t]
-    return "\n\n".join(parts)
+    runs, summaries = all_runs(runs_dir, results_dir), all_kfold_summaries(runs_dir, results_dir)
+    parts = [headline_table(runs_dir), fer2013_candidates_table(runs), unseen_people_table(runs_dir),
+             minutes_table(runs), kfold_tables(summaries, runs_dir), backbone_tables(summaries, runs)]
+    return "\n\n".join(t for t in parts if t)
 
 
-def kfold_tables(runs_dir: Path) -> str:
-    summaries = {s.get("group"): s for s in kfold_summaries(runs_dir)}
+def kfold_tables(summaries: dict, runs_dir: Path) -> str:
     parts = []
-    main_groups = ("ck-transfer-ferplus", "ck-scratch", "ck-transfer-ferplus-random", "ck-transfer",
-                   "ck-transfer-x3", "ck-transfer-x5", "ck-transfer-random")
+    main_groups = ("ck-transfer-ferplus", "ck-scratch", "ck-transfer-ferplus-random")
     proto = [g for g in main_groups if g in summaries]
     # other CK+ recipes tried (not the backbone table's): listed after, so every one tried is on show
     proto += sorted(g for g in summaries if g and g.startswith("ck-") and not g.startswith("ck-bb-") and g not in proto)
@@ -190,10 +196,9 @@ def kfold_tables(runs_dir: Path) -> str:
     return "\n\n".join(parts)
 
 
-def backbone_tables(runs_dir: Path) -> str:
-    summaries = {s.get("group"): s for s in kfold_summaries(runs_dir)}
+def backbone_tables(summaries: dict, runs: dict) -> str:
     parts = []
-    ck = sorted((kfold_backbone_row(s, runs_dir) for g, s in summaries.items() if g and g.startswith("ck-bb-")),
+    ck = sorted((kfold_backbone_row(s, runs) for g, s in summaries.items() if g and g.startswith("ck-bb-")),
                 key=lambda r: _order(r["backbone"]))
     if ck:
         parts.append("### Backbones on CK+48 (subject-independent 10-fold, means over folds)\n\n" + markdown(
@@ -204,7 +209,7 @@ def backbone_tables(runs_dir: Path) -> str:
             ["backbone", "train acc", "test acc (± std)", "macro F1", "train s/fold", "test ms/image",
              "parameters", "model MB"]))
 
-    fer = [r for r in store.list_runs(runs_dir) if r["id"].startswith("fer-bb-") and r.get("metrics")]
+    fer = [r for r in runs.values() if r["id"].startswith("fer-bb-") and r.get("metrics")]
     if fer:
         rows = sorted(comparison_table(fer), key=lambda r: _order(r["backbone"]))
         parts.append("### Backbones on FER2013 (PrivateTest, 3,589 faces)\n\n" + markdown(
@@ -213,3 +218,30 @@ def backbone_tables(runs_dir: Path) -> str:
               _fmt(r["model size (MB)"], digits=1)] for r in rows],
             ["backbone", "train acc", "test acc", "macro F1", "train s", "test ms/image", "parameters", "model MB"]))
     return "\n\n".join(parts)
+
+
+def collect(runs_dir, results_dir=None) -> list[Path]:
+    """Packs a run store's reference runs into results/ collections: each k-fold group (its summary and its
+    folds' runs), each backbone comparison (runs named PREFIX-bb-BACKBONE outside a k-fold), and the FER2013
+    runs tried for the default other than the headline itself, which stays in runs/ with its model."""
+    runs_dir, written = Path(runs_dir), []
+    for s in kfold_summaries(runs_dir):
+        names = [Path(str(m)).name for f in s["per_fold"] for m in (f.get("members") or [f.get("run")]) if m]
+        summary = {k: v for k, v in s.items() if k != "file"}
+        written.append(archive.write_collection(s["group"], "kfold", f"k-fold {s['group']}",
+                                                [runs_dir / n for n in names if (runs_dir / n).is_dir()],
+                                                summary, results_dir))
+    comparisons: dict[str, list[Path]] = {}
+    for d in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        m = BACKBONE_COMPARISON.match(d.name)
+        if m and not (store.read_json(store.run_json_path(d), {}) or {}).get("kfold"):
+            comparisons.setdefault(m["prefix"], []).append(d)
+    for prefix, dirs in comparisons.items():
+        written.append(archive.write_collection(f"{prefix}-bb", "backbones", f"backbone comparison {prefix}", dirs,
+                                                folder=results_dir))
+    tried = [runs_dir / i for i in FER2013_CANDIDATE_RUN_IDS
+             if i != FER2013_RUN_ID and store.run_json_path(runs_dir / i).is_file()]
+    if tried:
+        written.append(archive.write_collection("fer2013-candidates", "runs", "FER2013 runs tried for the default",
+                                                tried, folder=results_dir))
+    return written

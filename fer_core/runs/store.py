@@ -350,13 +350,20 @@ def read_run(run_dir) -> dict:
     if status == "failed" and info.get("status") == "running":
         info.setdefault("error", "the training process stopped without finishing (it was killed, or its machine "
                                  "stopped); Resume continues from its last checkpoint")
+    return run_record(run_dir.name, str(run_dir), info, metrics, status=status,
+                      has_model=model_path(run_dir).exists(), problems=problems)
+
+
+def run_record(run_id: str, path: str | None, info: dict, metrics: dict | None, *, status: str,
+               has_model: bool = False, problems: list | None = None) -> dict:
+    """The listed shape of a run, from its run.json and metrics.json contents: what read_run returns for a
+    folder, and what the committed reference collections (fer_core/runs/archive.py) give for their records."""
     cfg = info.get("config", {})
     test = (metrics or {}).get("test", {}) if isinstance(metrics, dict) else {}
-    has_model = model_path(run_dir).exists()
     return {
-        "id": run_dir.name,
-        "path": str(run_dir),
-        "name": info.get("name") or run_dir.name,
+        "id": run_id,
+        "path": path,
+        "name": info.get("name") or run_id,
         "status": status,
         "dataset": info.get("dataset", {}).get("name", Path(cfg.get("data", "")).name),
         "backbone": cfg.get("backbone"),
@@ -369,10 +376,18 @@ def read_run(run_dir) -> dict:
         "created": info.get("created"),
         "error": info.get("error"),
         "has_model": has_model,
-        "problems": problems,
+        "problems": problems or [],
         "info": info,
         "metrics": metrics,
     }
+
+
+def run_history(run: dict) -> list[dict]:
+    """A listed run's epochs: a reference record carries them with it (it has no folder), a run reads its
+    history.csv."""
+    if "history" in run:
+        return run["history"]
+    return read_history(run["path"]) if run.get("path") else []
 
 
 _LISTED: dict[str, tuple[tuple, dict]] = {}   # run folder -> (its files' modification times, read_run of it)

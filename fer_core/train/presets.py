@@ -1,5 +1,6 @@
 """Presets for the Train form: recipes a person understands, each with the time it took here and the accuracy it
-reached, read from the committed runs that used it (never typed in by hand).
+reached, read from the committed records of the runs that used it (the run store's headline models and the
+reference collections in results/; never typed in by hand).
 
 Large datasets (FER2013, FER+) and small ones (CK+, a folder of a few hundred faces) get different recipes.
 Every field of the form stays editable after a preset fills it.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_core.runs import store
+from fer_core.runs import archive, store
 from fer_core.runs.defaults import FER2013_SCRATCH_RUN_ID, FERPLUS_RUN_ID
 
 LARGE = dict(backbone="fer_vgg", input_size=48, batch_size=64, optimizer="adam", learning_rate=1e-3,
@@ -53,44 +54,57 @@ def kind_of(num_train_faces: int) -> str:
     return "large" if num_train_faces >= 10_000 else "small"
 
 
-def _minutes_figure(runs_dir: Path, run_id: str, minutes: float) -> dict:
+def _record(runs_dir: Path, run_id: str) -> dict | None:
+    """A quoted run: from the run store (the headline models), else from the committed reference collections."""
+    if store.run_json_path(runs_dir / run_id).is_file():
+        return store.read_run(runs_dir / run_id)
+    return next((r for r in archive.archived_runs() if r["id"] == run_id), None)
+
+
+def _kfold_summary(runs_dir: Path, group: str) -> dict:
+    own = store.read_json(runs_dir / f"kfold-{group}.json", None)
+    return own or next((s for s in archive.kfold_summaries() if s.get("group") == group), {})
+
+
+def _minutes_figure(run: dict | None, minutes: float) -> dict:
     """The best validation accuracy the run had reached after `minutes` of training (its own schedule was
     longer, so a run given only that budget, annealed to its end, does at least about as well)."""
-    rows = store.read_history(Path(runs_dir) / run_id)
+    rows = store.run_history(run) if run else []
     spent, best = 0.0, None
     for r in rows:
         spent += r["seconds"] or 0.0
         if spent > minutes * 60:
             break
         best = max(best or 0.0, r["val_accuracy"] or 0.0)
-    return {"minutes": minutes, "accuracy": best, "measure": "validation accuracy", "source": run_id}
+    return {"minutes": minutes, "accuracy": best, "measure": "validation accuracy", "source": run and run["id"]}
 
 
 def figures(preset: Preset, runs_dir) -> dict:
-    """{"minutes", "accuracy", "measure", "source", "precision", "device"} from the run store; accuracy None
-    where not measured here; precision and device: what the quoted time was measured with, and on what."""
+    """{"minutes", "accuracy", "measure", "source", "precision", "device"} from the committed records; accuracy
+    None where not measured here; precision and device: what the quoted time was measured with, and on what."""
     runs_dir = Path(runs_dir)
     if preset.reference.startswith("minutes:"):
         _, run_id, minutes = preset.reference.split(":")
-        return {**_minutes_figure(runs_dir, run_id, float(minutes)), **measured_with(runs_dir / run_id)}
+        run = _record(runs_dir, run_id)
+        return {**_minutes_figure(run, float(minutes)), **measured_with(run)}
     if preset.reference.startswith("kfold:"):
-        s = store.read_json(runs_dir / f"kfold-{preset.reference[6:]}.json", None) or {}
+        s = _kfold_summary(runs_dir, preset.reference[6:])
         folds = s.get("folds") or 1
         first = next((f.get("run") for f in s.get("per_fold") or [] if isinstance(f, dict) and f.get("run")), None)
         return {"minutes": (s.get("train_seconds_all_runs") or 0) / 60 / folds or None,
                 "accuracy": s.get("mean_accuracy"), "measure": f"test accuracy, mean of {folds} folds",
                 "source": preset.reference[6:],
-                **measured_with(runs_dir / Path(first).name if first else None,
+                **measured_with(_record(runs_dir, Path(first).name) if first else None,
                                 (s.get("config") or {}).get("precision"))}
-    run = store.read_run(runs_dir / preset.reference)
+    run = _record(runs_dir, preset.reference) or {}
     return {"minutes": (run.get("train_seconds") or 0) / 60 or None, "accuracy": run.get("test_accuracy"),
-            "measure": "test accuracy", "source": preset.reference, **measured_with(runs_dir / preset.reference)}
+            "measure": "test accuracy", "source": preset.reference, **measured_with(run)}
 
 
-def measured_with(run_dir: Path | None, precision: str | None = None) -> dict:
+def measured_with(run: dict | None, precision: str | None = None) -> dict:
     """The precision and device a run trained with: its own record where it has one (runs since `auto`), else
     its config's precision on the committed runs' machine."""
-    info = (store.read_json(store.run_json_path(run_dir), {}) or {}) if run_dir else {}
+    info = (run or {}).get("info") or {}
     record = info.get("precision") if isinstance(info.get("precision"), dict) else {}
     precision = record.get("used") or (info.get("config") or {}).get("precision") or precision
     return {"precision": precision, "device": record.get("device") or REFERENCE_DEVICE}
