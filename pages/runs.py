@@ -16,7 +16,7 @@ import streamlit as st
 
 from fer_core.errors import UserError
 from fer_core.report import browse, compare, display, run_notes
-from fer_core.runs import archive, queue
+from fer_core.runs import archive, keeper, queue
 from fer_core.runs import store
 from pages._calibration import calibration_section
 from pages._common import ensure_app_navigation, literal, readable_path, runs_dir
@@ -232,6 +232,7 @@ def resume_action(run: dict, root: Path) -> None:
         try:
             queue.queue_resume(run["path"])
             queue.start_queued(root)
+            keeper.ensure_keeper(root)     # still queued (the slots are busy): started when one frees
         except (UserError, OSError) as e:
             st.error(f"Cannot resume: {e}")
         else:

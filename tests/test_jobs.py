@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -178,15 +181,28 @@ def test_a_cancelled_run_resumes_from_its_checkpoint_through_the_queue(tmp_path,
     assert not queue.can_resume(store.read_run(run_dir))
 
 
-def test_the_apps_scheduler_starts_a_queued_run_with_no_page_open(tmp_path, ckplus):
-    """What keeps the queue moving when a training was killed outright and no page is open: the app's thread."""
-    from fer_core.runs.scheduler import QueueScheduler
-    run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus, epochs=20, early_stopping=0, name="waiting"))
-    scheduler = QueueScheduler(tmp_path, interval=0.5, log=lambda msg: None).start()
+def test_a_queued_run_starts_when_its_slot_frees_with_no_app_and_no_page_open(tmp_path, ckplus):
+    """After an app restart nobody needs to open a page: queuing the run launched a keeper process (this test
+    never calls start_queued and runs no app), which starts it once the busy slot frees, then exits."""
+    from fer_core.runs import keeper
+    from fer_core.train.submit import queue_training
+    busy_pid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    busy = tmp_path / "20200101-000000-busy-0000"
+    busy.mkdir()
+    store.write_json_atomic(store.run_json_path(busy), {"name": "busy", "status": "running", "pid": busy_pid.pid,
+                                                        "host": socket.gethostname(), "heartbeat_unix": time.time()})
     try:
-        wait_for(lambda: store.read_run(run_dir)["status"] == "running", 30, "the scheduler to start the run")
+        run_dir = queue_training(tmp_path, tiny_cfg(ckplus, epochs=20, early_stopping=0, name="waiting"))
+        wait_for(lambda: keeper.keeper_alive(tmp_path), 20, "the keeper to start")
+        assert not keeper.ensure_keeper(tmp_path)                     # one keeper per store
+        time.sleep(2 * keeper.INTERVAL_SECONDS)
+        assert store.read_run(run_dir)["status"] == "queued"          # the only slot is still taken
     finally:
-        scheduler.stop()
+        busy_pid.kill()
+        busy_pid.wait()
+    wait_for(lambda: store.read_run(run_dir)["status"] == "running", 30, "the keeper to start the run")
+    wait_for(lambda: not keeper.keeper_alive(tmp_path), 30, "the keeper to exit once nothing waits")
+    assert "started " + run_dir.name in (tmp_path / keeper.KEEPER_LOG).read_text()
     queue.cancel(run_dir)
     assert queue.wait(run_dir, timeout=180) == "cancelled", queue.log_tail(run_dir)
 

@@ -11,7 +11,8 @@ There is no server process or in-memory queue to lose. A job *is* a run folder:
                  and training stops cleanly (status 'cancelled', checkpoints kept)
 Any page (or several browser sessions at once) can call `start_queued`; a file lock makes
 sure two callers never launch the same run twice. A training launched from the queue also calls
-it as it ends (`start_next_queued`), so the queue moves on with no page open, or no app at all.
+it as it ends (`start_next_queued`), and a queue keeper process (runs/keeper.py) calls it while runs
+wait, so the queue moves on with no page open, or no app at all.
 """
 
 from __future__ import annotations
