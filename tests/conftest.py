@@ -17,27 +17,21 @@ PHOTOS = SHARED / "photos"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Every test gets one of three markers, by file, so a developer can run the fast part alone:
+# Every test file declares one of three markers (`pytestmark = pytest.mark.unit` at its top), so a developer can
+# run the fast part alone:
 #   python -m pytest -m unit        (seconds to a few minutes: loaders, splits, the run store, the CLI's checks)
 #   python -m pytest -m slow        (real trainings, the app under AppTest, exports, benchmarks)
 #   python -m pytest -m browser     (the real app in Debian's Chromium)
-BROWSER_FILES = {"test_e2e_browser.py", "test_e2e_runs.py", "test_e2e_load.py", "test_e2e_video.py",
-                 "test_soak.py", "test_e2e_calibrate.py"}
-SLOW_FILES = {"test_training.py", "test_kfold.py", "test_jobs.py", "test_app_training.py", "test_app_photos.py",
-              "test_export.py", "test_jax_backend.py", "test_bench_smoke.py", "test_mixup.py", "test_inference.py",
-              "test_video.py", "test_cli.py", "test_reference_runs.py", "test_backbones.py", "test_detectors.py",
-              "test_alignment.py", "test_video_file.py", "test_concurrency.py",
-              "test_temperature_app.py",
-              "test_network_safety.py", "test_plain_names.py", "test_precision.py", "test_progress_truth.py",
-              "test_quiet.py", "test_cache_keys.py",
-              "test_profiles.py", "test_app_profiles.py", "test_train_form.py"}
+KINDS = ("unit", "slow", "browser")
 
 
 def pytest_collection_modifyitems(items):
+    """A test file without exactly one of the kinds would drop out of every `-m` selection: said at collection."""
     for item in items:
-        name = Path(str(item.fspath)).name
-        marker = "browser" if name in BROWSER_FILES else "slow" if name in SLOW_FILES else "unit"
-        item.add_marker(getattr(pytest.mark, marker))
+        kinds = {m.name for m in item.iter_markers() if m.name in KINDS}
+        if len(kinds) != 1:
+            raise pytest.UsageError(f"{Path(str(item.fspath)).name}: set pytestmark to one of "
+                                    f"pytest.mark.{', pytest.mark.'.join(KINDS)} (it has {sorted(kinds) or 'none'})")
 
 
 def need(path: Path) -> Path:

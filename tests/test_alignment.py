@@ -11,6 +11,8 @@ from fer_core.serve.align import face_input
 from fer_core.serve.blazeface import BlazeFaceDetector, reading_order
 from fer_core.serve.recognizer import EmotionRecognizer
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def detector():

@@ -21,6 +21,8 @@ from PIL import Image
 
 from fer_core.serve.live import load_srtp_safely
 
+pytestmark = pytest.mark.slow
+
 load_srtp_safely()   # before anything imports streamlit_webrtc in this process (see fer_core.live)
 
 from streamlit.testing.v1 import AppTest  # noqa: E402

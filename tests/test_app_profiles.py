@@ -18,6 +18,8 @@ from conftest import SHARED, need
 
 from fer_core.serve.live import load_srtp_safely
 
+pytestmark = pytest.mark.slow
+
 load_srtp_safely()
 
 from streamlit.testing.v1 import AppTest  # noqa: E402

@@ -15,6 +15,8 @@ from fer_core.runs import queue as jobs
 from fer_core.runs import archive
 from fer_core.runs import store as runstore
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 
 

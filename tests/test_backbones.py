@@ -26,6 +26,8 @@ from fer_core.model.backbones import (
 from fer_core.model.kerasenv import keras
 from fer_core.model.saving import load_model_safe
 
+pytestmark = pytest.mark.slow
+
 K = 3
 
 

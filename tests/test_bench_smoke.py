@@ -11,7 +11,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.slow
 
 NUM = r"[\d,]+(\.\d+)?"
 

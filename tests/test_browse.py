@@ -6,8 +6,12 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from fer_core.report import browse, compare, display
 from fer_core.runs import store
+
+pytestmark = pytest.mark.unit
 
 
 def make_run(root, name, *, created, dataset="ckplus", acc=0.9, supports=(10, 30, 60), config=None, kfold=None,

@@ -16,6 +16,8 @@ from conftest import SHARED, need
 
 from fer_core.profiles.capture import CaptureSettings, GuidedCapture, capture_order, crop_with_margin
 
+pytestmark = pytest.mark.unit
+
 MODEL_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 BOX = (80, 40, 160, 160)            # where the face photo sits on the canvas
 FAST = CaptureSettings(shots=3, countdown_s=1.0, steady_frames=3, shot_gap_s=0.2, change_wait_s=2.0)

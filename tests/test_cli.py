@@ -12,6 +12,8 @@ from conftest import run_cli, train_cli
 
 from fer_core.runs import store
 
+pytestmark = pytest.mark.slow
+
 PHOTO = "2008_001009.jpg"      # two faces, hand-boxed in photos/training.xml
 
 

@@ -12,6 +12,8 @@ import pytest
 from fer_core.data.images import decode_image
 from fer_core.runs import defaults
 
+pytestmark = pytest.mark.slow
+
 THREADS = 8
 ROUNDS = 12
 

@@ -14,6 +14,8 @@ from conftest import run_cli
 from fer_core.data.datasets import DatasetError, check_trainable, detect_format, load_dataset
 from fer_core.data.emotions import FER2013_CLASSES
 
+pytestmark = pytest.mark.unit
+
 
 def _face(seed: int, size: int = 48, colour: bool = False) -> np.ndarray:
     rng = np.random.default_rng(seed)

@@ -13,6 +13,8 @@ from fer_core.serve.blazeface import BlazeFaceDetector, Detection
 from fer_core.serve.detectors import box_iou, make_detector
 from fer_core.serve.face_search import FaceSearch, merge, tiling_factor, window_starts
 
+pytestmark = pytest.mark.slow
+
 GROUP = "2008_002079.jpg"         # six people, faces 37-52 px tall in a 500x375 photo
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fer_core.data import emotions
 from fer_core.report import display
+
+pytestmark = pytest.mark.unit
 
 
 def test_one_colour_per_emotion_on_the_boxes_and_in_the_charts():

@@ -26,6 +26,8 @@ from e2e_helpers import (
     wait_for_app,
 )
 
+pytestmark = pytest.mark.browser
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 PHOTO = "2008_001322.jpg"   # three smiling people; the detector finds the two nearest the camera

@@ -24,6 +24,8 @@ from e2e_helpers import StreamlitServer, assert_no_exception, launch_chromium, o
 
 from fer_core.profiles.capture import capture_order
 
+pytestmark = pytest.mark.browser
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 # A performer whose successive expressions differ clearly (the capture's change guard then sees each new photo

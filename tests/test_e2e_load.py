@@ -24,6 +24,8 @@ import pytest
 from conftest import REPO
 from e2e_helpers import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, file_input, runs_dir_with
 
+pytestmark = pytest.mark.browser
+
 playwright_async = pytest.importorskip("playwright.async_api")
 
 SESSIONS = 8

@@ -25,6 +25,8 @@ from e2e_helpers import (
 from fer_core.runs import archive, defaults
 from fer_core.runs import store as runstore
 
+pytestmark = pytest.mark.browser
+
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 # Plotly attaches the figure's traces to its div: read the trace types of the charts that are visible.

@@ -13,6 +13,8 @@ import pytest
 from e2e_helpers import (StreamlitServer, assert_no_exception, file_input, launch_chromium, open_page, runs_dir_with,
                          wait_for_app)
 
+pytestmark = pytest.mark.browser
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 

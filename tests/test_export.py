@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from conftest import PHOTOS, run_cli
 
+pytestmark = pytest.mark.slow
+
 
 def _copy_run(tiny_run: Path, parent: Path) -> Path:
     """A copy of the session's tiny run, so writing model.tflite does not change other tests' run."""

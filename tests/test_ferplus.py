@@ -17,6 +17,8 @@ from conftest import SHARED, need, run_cli
 from fer_core.data.datasets import DatasetError, detect_format, load_dataset
 from fer_core.data.ferplus import FERPLUS_CLASSES, VOTE_COLUMNS, majority_label, soft_target
 
+pytestmark = pytest.mark.unit
+
 # votes: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
 CLEAR_HAPPY = [1, 8, 1, 0, 0, 0, 0, 0, 0, 0]        # majority happy
 SPLIT_VOTE = [4, 0, 0, 3, 3, 0, 0, 0, 0, 0]         # no majority (4 of 10); soft target keeps 3 emotions

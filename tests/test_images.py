@@ -12,6 +12,8 @@ from PIL import Image
 
 from fer_core.data.images import MAX_FILE_BYTES, ImageError, decode_image
 
+pytestmark = pytest.mark.unit
+
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     buf = io.BytesIO()

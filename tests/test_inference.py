@@ -14,6 +14,8 @@ from fer_core.runs import store
 from fer_core.serve.detectors import box_iou
 from fer_core.serve.recognizer import EmotionRecognizer, draw_faces
 
+pytestmark = pytest.mark.slow
+
 PHOTO = "2008_001009.jpg"
 
 

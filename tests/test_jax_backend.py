@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("jax")   # requirements-dev.txt installs it, so CI never skips this
 
 # Put on PYTHONPATH as sitecustomize.py: the process then behaves as if TensorFlow (and TensorBoard,

@@ -16,6 +16,8 @@ from fer_core.data.datasets import load_dataset
 from fer_core.model.saving import load_model_safe
 from fer_core.runs import store
 
+pytestmark = pytest.mark.slow
+
 QUICK = ["--backbone", "custom_cnn", "--input-size", "32", "--batch-size", "32", "--max-samples", "160",
          "--epochs", "1", "--folds", "2"]
 

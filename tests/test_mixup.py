@@ -14,6 +14,8 @@ from fer_core.runs import store
 from fer_core.train import mixup
 from fer_core.train.loop import train
 
+pytestmark = pytest.mark.slow
+
 
 def _faces_and_labels(n=10, k=3):
     """Face i is an 'image' with a single 1 at pixel i, so a blend shows which two faces it holds and how much."""

@@ -21,6 +21,8 @@ from PIL import Image
 from fer_core import data_roots as roots
 from fer_core.runs import defaults
 
+pytestmark = pytest.mark.slow
+
 
 def non_loopback_ipv4() -> str | None:
     """This machine's address on its network (a UDP 'connect' sends nothing), or None when it has none."""

@@ -14,6 +14,8 @@ from fer_core.config import TrainConfig
 from fer_core.train import precision
 from fer_core.train.precision import choose
 
+pytestmark = pytest.mark.slow
+
 ZEN3 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13 64-Core Processor\n"
         "flags\t\t: fpu sse2 avx avx2 fma bmi2 sha_ni\n")
 ZEN5 = ("processor\t: 0\nmodel name\t: AMD EPYC 9B45\n"

@@ -3,10 +3,14 @@ records (the run store's headline runs, the reference collections)."""
 
 from __future__ import annotations
 
+import pytest
+
 from fer_core.config import TrainConfig, check_options
 from fer_core.runs import archive, store
 from fer_core.runs.defaults import FER2013_SCRATCH_RUN_ID
 from fer_core.train import presets
+
+pytestmark = pytest.mark.unit
 
 
 def test_presets_are_valid_configs_and_say_what_they_reached(tmp_path, monkeypatch):

@@ -18,6 +18,8 @@ from conftest import SHARED, need, run_cli
 from fer_core.data.images import read_image_file
 from fer_core.runs import defaults
 
+pytestmark = pytest.mark.slow
+
 TWFACE = SHARED / "twface"
 HELD_OUT = ["14", "17", "21", "25", "29"]      # never among the people the rule's constants were chosen on
 

@@ -13,6 +13,8 @@ import pytest
 from fer_core import progress as progress_mod
 from fer_core.runs import store
 
+pytestmark = pytest.mark.slow
+
 
 class FakeClock:
     def __init__(self, t: float = 1000.0):

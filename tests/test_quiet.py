@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.slow
 
 STARTUP = ("cuInit", "oneDNN", "cudart", "cuda drivers", "absl::InitializeLog", "XNNPACK delegate")
 

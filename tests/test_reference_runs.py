@@ -13,6 +13,8 @@ from fer_core.report import compare, results
 from fer_core.runs import archive, store
 from fer_core.runs.defaults import DEFAULT_RUN, FER2013_CANDIDATE_RUN_IDS, FER2013_RUN_ID, FERPLUS_RUN_ID
 
+pytestmark = pytest.mark.slow
+
 RUNS = REPO / "runs"
 
 

@@ -11,7 +11,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.browser
 
 FRAMES = int(os.environ.get("FER_SOAK_FRAMES", "1500"))
 

@@ -10,6 +10,8 @@ import pytest
 from fer_core.data.datasets import Dataset, DatasetError, load_dataset
 from fer_core.data.splits import make_split, resolve_spec
 
+pytestmark = pytest.mark.unit
+
 
 def synthetic(n_subjects=30, classes=4, seed=0, with_groups=True, splits=None) -> Dataset:
     """Subjects with 2-6 samples each, several classes per subject (like CK+ sequences)."""

@@ -13,6 +13,8 @@ from fer_core.report.calibration import (ECE_BINS, expected_calibration_error, f
 from fer_core.report.reliability import reliability_figure
 from fer_core.runs import store
 
+pytestmark = pytest.mark.unit
+
 
 def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=1, keepdims=True))

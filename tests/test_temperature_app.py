@@ -20,6 +20,8 @@ from fer_core.report.calibration import nll, reliability_bins
 from fer_core.runs import store as runstore
 from fer_core.serve.recognizer import EmotionRecognizer
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 PHOTO = "2008_001009.jpg"        # several real faces
 

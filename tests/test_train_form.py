@@ -13,6 +13,8 @@ from fer_core.config import MAX_INPUT_SIZE, ConfigError, TrainConfig, bounds, ch
 from fer_core.model.backbones import ModelConfigError, resolve_input_size
 from pages._registry import PAGES, home_links
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 
 

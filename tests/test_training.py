@@ -25,6 +25,8 @@ from fer_core.train.frozen import compute_features, fit_head_on_features, head_p
 from fer_core.train.loop import train
 from fer_core.train.schedule import compile_model
 
+pytestmark = pytest.mark.slow
+
 K = 4
 # a quick CK+ run: small input, a capped training part, fast epochs
 QUICK = ["--backbone", "custom_cnn", "--input-size", "32", "--batch-size", "32", "--max-samples", "160",

@@ -13,6 +13,8 @@ import pytest
 from fer_core.serve.detectors import box_iou
 from fer_core.serve.video import FramePipeline
 
+pytestmark = pytest.mark.slow
+
 PHOTOS = ("2008_001322.jpg", "2009_004587.jpg")
 
 

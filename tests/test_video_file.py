@@ -12,6 +12,8 @@ from fer_core.errors import UserError
 from fer_core.serve import video_file
 from test_e2e_video import write_mp4
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):

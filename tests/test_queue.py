@@ -16,6 +16,8 @@ from fer_core.errors import UserError
 from fer_core.runs import queue
 from fer_core.runs import store
 
+pytestmark = pytest.mark.slow
+
 
 def tiny_cfg(data: Path, **kw) -> TrainConfig:
     """A training that takes seconds on a laptop CPU: fer_vgg, 200 CK+ faces."""

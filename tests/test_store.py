@@ -12,6 +12,8 @@ import pytest
 
 from fer_core.runs import store
 
+pytestmark = pytest.mark.unit
+
 
 def _leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(".") or "tmp" in p.name]
