@@ -163,6 +163,22 @@ def test_rename_changes_the_display_name_only(tmp_path):
     assert (elsewhere / "run.json").read_bytes() == before
 
 
+def test_the_app_asks_through_files_of_its_own_and_never_rewrites_run_json(tmp_path):
+    """Rename, resume and cancelling a resume leave the training's run.json byte for byte as it was; the listing
+    shows what was asked (the new name, 'queued', then the status the run ended with)."""
+    from fer_core.runs import queue
+    d = store.create_run_dir(tmp_path, "ended")
+    store.update_run(d, status="cancelled", name="ended", epochs_done=3)
+    store.write_bytes_atomic(store.last_model_path(d), b"checkpoint")
+    before = (d / "run.json").read_bytes()
+    store.rename_run(d, "kept for later")
+    queue.queue_resume(d)
+    assert (store.read_run(d)["name"], store.read_run(d)["status"]) == ("kept for later", "queued")
+    assert queue.active_jobs(tmp_path)["queued"] == [d]
+    assert queue.cancel(d) == "cancelled" and store.read_run(d)["status"] == "cancelled"
+    assert (d / "run.json").read_bytes() == before
+
+
 # ---------------------------------------------------------------- history.csv, read by column name
 def test_history_is_read_by_column_name_whatever_the_order(tmp_path):
     rows = [{"epoch": 1, "phase": "frozen", "loss": 1.5, "accuracy": 0.4, "val_loss": 1.6, "val_accuracy": 0.35,
@@ -185,8 +201,8 @@ def _hammer(run_dir: str, who: str, n: int) -> None:
 
 
 def test_concurrent_writers_of_run_json_lose_nothing(tmp_path):
-    """The heartbeat, the checkpointer, the final status and the app's rename merge into one run.json from
-    several processes at once: every field each of them wrote is there at the end."""
+    """The training's writers (its heartbeat, checkpointer and final status, in threads) merge into run.json;
+    hammered from four processes at once, every field each of them wrote is there at the end."""
     import multiprocessing as mp
     d = store.create_run_dir(tmp_path, "hammered")
     store.update_run(d, status="running", name="hammered")

@@ -5,8 +5,8 @@ There is no server process or in-memory queue to lose. A job *is* a run folder:
   start_queued   launches queued runs, oldest first, while fewer than `max_concurrent` run;
                  each one is `python -m fer_core run DIR` (which reads run.json) in its own session,
                  so it outlives the Streamlit script, a page reload or a closed browser
-  queue_resume   puts a failed or cancelled run with a checkpoint back in the queue, marked to
-                 resume: `run DIR` then continues from last.keras
+  queue_resume   puts a failed or cancelled run with a checkpoint back in the queue (a RESUME request
+                 file beside it): `run DIR --resume` then continues from last.keras
   cancel         a queued run is marked cancelled; a running one gets a CANCEL file and SIGTERM,
                  and training stops cleanly (status 'cancelled', checkpoints kept)
 Any page (or several browser sessions at once) can call `start_queued`; a file lock makes
@@ -86,10 +86,11 @@ def enqueue(runs_dir, cfg: TrainConfig) -> Path:
 # ---------------------------------------------------------------- state of the queue
 def _reconcile(run_dir: Path, info: dict) -> dict:
     """A 'running' run whose process has exited without saying so is recorded as failed (or cancelled)."""
-    if info.get("status") != "running" or store.process_alive(info.get("pid")):
+    info = store.with_launch(run_dir, info)
+    if info.get("status") != "running" or not info.get("pid") or store.process_alive(info.get("pid")):
         return info
-    info = store.read_json(store.run_json_path(run_dir), {}) or {}   # re-read: it may have just finished
-    if info.get("status") != "running":
+    info = store.with_launch(run_dir, store.read_json(store.run_json_path(run_dir), {}) or {})   # re-read: it
+    if info.get("status") != "running" or store.process_alive(info.get("pid")):                   # may have ended
         return info
     if store.cancel_requested(run_dir):
         return store.update_run(run_dir, status="cancelled", ended=store.now_iso())
@@ -123,8 +124,9 @@ def _scan(runs_dir) -> tuple[list[Path], list[Path]]:
             continue
         info = _reconcile(d, info)
         status = store.effective_status(info)
-        if status == "queued":
-            queued.append((info.get("queued_unix") or 0, d.name, d))
+        asked = store.resume_requested(d) if status in ("failed", "cancelled") else None
+        if status == "queued" or asked is not None:
+            queued.append((asked or info.get("queued_unix") or 0, d.name, d))
         elif status == "running":
             running.append(d)
     return [d for *_, d in sorted(queued)], running
@@ -145,9 +147,16 @@ def launch(run_dir) -> int:
     stdout is dropped because the training loop already writes every log line to train.log itself.
     """
     run_dir = Path(run_dir)
-    resume = bool((store.read_json(store.run_json_path(run_dir), {}) or {}).get("resume_requested"))
-    # `run` reads the config from run.json; whether to resume is decided here, as run.json's flag is reset below
+    resume = store.resume_requested(run_dir) is not None
+    # `run` reads the config from run.json; whether to resume is decided here (the request is used up below)
     args = [sys.executable, "-m", "fer_core", "run", str(run_dir), *(["--resume"] if resume else [])]
+    # Counted as running from now on, written before the child exists (so run.json has one writer at a time):
+    # the child takes a few seconds to import TensorFlow before it writes its own pid and heartbeat, and must not
+    # be launched a second time meanwhile. Until then its fresh heartbeat says it lives.
+    store.clear_launch(run_dir)                 # an earlier launch's pid must not stand for this one
+    store.update_run(run_dir, status="running", pid=None, host=socket.gethostname(), launched=store.now_iso(),
+                     heartbeat=store.now_iso(), heartbeat_unix=time.time(), error=None)
+    store.clear_resume(run_dir)
     # `python -m` in the repository root finds fer_core there (the folder it runs in is on its path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", _CHAIN_ENV: str(run_dir.parent)}
     with open(store.log_path(run_dir), "ab") as log:
@@ -156,10 +165,7 @@ def launch(run_dir) -> int:
     # Reaped as soon as it exits: otherwise a finished training stays <defunct> until something happens to wait
     # for it (the next launch, or a page that checks that very run while it still says 'running').
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-    # Counted as running from now on: the child takes a few seconds to import TensorFlow
-    # before it writes its own heartbeat, and must not be launched a second time meanwhile.
-    store.update_run(run_dir, status="running", pid=proc.pid, host=socket.gethostname(), launched=store.now_iso(),
-                        heartbeat=store.now_iso(), heartbeat_unix=time.time(), resume_requested=False)
+    store.write_launch(run_dir, proc.pid)        # launch.json, not run.json: the child writes that one now
     return proc.pid
 
 
@@ -175,7 +181,7 @@ def queue_resume(run_dir) -> None:
         raise store.RunStoreError(f"{run_dir.name} cannot be resumed: only a failed or cancelled run "
                                      "with a checkpoint (last.keras) can.")
     store.clear_cancel(run_dir)
-    store.update_run(run_dir, status="queued", resume_requested=True, queued_unix=time.time(), error=None)
+    store.request_resume(run_dir)     # a request beside run.json, which stays as the training left it
 
 
 def start_queued(runs_dir, max_running: int | None = None) -> list[Path]:
@@ -205,7 +211,11 @@ def cancel(run_dir) -> str:
         info = store.read_json(store.run_json_path(run_dir), None)
         if not isinstance(info, dict):
             raise JobError(f"{run_dir.name} has no readable run.json")
+        info = store.with_launch(run_dir, info)
         status = info.get("status")
+        if store.resume_requested(run_dir) is not None and status != "running":
+            store.clear_resume(run_dir)       # a resume not started yet: the run stays as it ended
+            return "cancelled"
         if status == "queued":
             store.update_run(run_dir, status="cancelled", ended=store.now_iso(), error=None)
             return "cancelled"

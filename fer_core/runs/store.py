@@ -10,7 +10,14 @@ Format (documented in the README, readable without this package):
   last.keras        latest checkpoint, for resume
   train.log         the training process's output
   calibration.json  the temperature fitted on the validation part (`calibrate`), with NLL/ECE before and after
+  name.json         the name given on the Runs page (Rename)
+  launch.json       the pid and host of the training process the queue launched (until it writes its own)
+  CANCEL, RESUME    the app's requests: stop this run; queue it again to continue from last.keras
 Every file is written atomically (temp file + rename) so a crash never leaves half a file.
+
+One writer per file at any time: while a training process lives, only it writes run.json (the queue writes it
+only when no process does: as it creates a queued run, just before it launches one, after one died without a
+word); the app never rewrites it, and asks through files of its own (name.json, CANCEL, RESUME).
 """
 
 from __future__ import annotations
@@ -123,6 +130,8 @@ RUN_JSON, MODEL, LAST_MODEL, STATE = "run.json", "model.keras", "last.keras", "s
 HISTORY, METRICS, PREDICTIONS, SPLIT = "history.csv", "metrics.json", "predictions.csv", "split.json"
 PROGRESS, LOG, CANCEL, TFLITE, EXPORT = "progress.json", "train.log", "CANCEL", "model.tflite", "export.json"
 CALIBRATION = "calibration.json"   # the temperature fitted on the run's validation part (fer_core calibrate)
+NAME, RESUME = "name.json", "RESUME"   # the app's: the name given on the Runs page; a request to resume
+LAUNCH = "launch.json"                 # the queue's: the pid and host of the process it launched
 RUN_LOCK = ".run.lock"             # held while run.json is merged (update_run); empty, never read
 
 
@@ -200,6 +209,45 @@ def read_temperature(run_dir) -> float | None:
 
 def cancel_requested(run_dir) -> bool:
     return (Path(run_dir) / CANCEL).exists()
+
+
+def name_path(run_dir) -> Path:
+    return Path(run_dir) / NAME
+
+
+def clear_launch(run_dir) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (Path(run_dir) / LAUNCH).unlink()
+
+
+def write_launch(run_dir, pid: int) -> None:
+    write_json_atomic(Path(run_dir) / LAUNCH, {"pid": pid, "host": socket.gethostname(), "launched": now_iso()})
+
+
+def with_launch(run_dir, info: dict) -> dict:
+    """run.json's record, with the launcher's pid and host while the launched process has not written its own
+    (it imports TensorFlow first): so a child that dies on the way reads as failed at once."""
+    if info.get("status") != "running" or info.get("pid"):
+        return info
+    launch = read_json(Path(run_dir) / LAUNCH, {}) or {}
+    return {**info, **{k: launch[k] for k in ("pid", "host") if launch.get(k)}}
+
+
+def request_resume(run_dir) -> None:
+    write_text_atomic(Path(run_dir) / RESUME, now_iso() + "\n")
+
+
+def resume_requested(run_dir) -> float | None:
+    """When a resume was asked for (the request file's time), or None."""
+    try:
+        return os.stat(Path(run_dir) / RESUME).st_mtime
+    except OSError:
+        return None
+
+
+def clear_resume(run_dir) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (Path(run_dir) / RESUME).unlink()
 
 
 def request_cancel(run_dir) -> None:
@@ -346,16 +394,19 @@ def read_run(run_dir) -> dict:
     metrics = read_json(metrics_path(run_dir), default=None)
     if metrics is None and metrics_path(run_dir).exists():
         problems.append("metrics.json is damaged")
-    status = effective_status(info) if info else "damaged"
+    status = effective_status(with_launch(run_dir, info)) if info else "damaged"
+    if status in ("failed", "cancelled") and resume_requested(run_dir) is not None:
+        status = "queued"                          # the app asked to resume it; the queue has not launched it yet
     if status == "failed" and info.get("status") == "running":
         info.setdefault("error", "the training process stopped without finishing (it was killed, or its machine "
                                  "stopped); Resume continues from its last checkpoint")
-    return run_record(run_dir.name, str(run_dir), info, metrics, status=status,
+    renamed = (read_json(name_path(run_dir), {}) or {}).get("name")
+    return run_record(run_dir.name, str(run_dir), info, metrics, status=status, name=renamed,
                       has_model=model_path(run_dir).exists(), problems=problems)
 
 
 def run_record(run_id: str, path: str | None, info: dict, metrics: dict | None, *, status: str,
-               has_model: bool = False, problems: list | None = None) -> dict:
+               name: str | None = None, has_model: bool = False, problems: list | None = None) -> dict:
     """The listed shape of a run, from its run.json and metrics.json contents: what read_run returns for a
     folder, and what the committed reference collections (fer_core/runs/archive.py) give for their records."""
     cfg = info.get("config", {})
@@ -363,7 +414,7 @@ def run_record(run_id: str, path: str | None, info: dict, metrics: dict | None, 
     return {
         "id": run_id,
         "path": path,
-        "name": info.get("name") or run_id,
+        "name": name or info.get("name") or run_id,
         "status": status,
         "dataset": info.get("dataset", {}).get("name", Path(cfg.get("data", "")).name),
         "backbone": cfg.get("backbone"),
@@ -391,7 +442,7 @@ def run_history(run: dict) -> list[dict]:
 
 
 _LISTED: dict[str, tuple[tuple, dict]] = {}   # run folder -> (its files' modification times, read_run of it)
-_STAMPED = (RUN_JSON, METRICS, HISTORY, MODEL)
+_STAMPED = (RUN_JSON, METRICS, HISTORY, MODEL, NAME, RESUME)
 
 
 def _stamp(run_dir: Path) -> tuple:
@@ -432,15 +483,16 @@ def list_runs(runs_dir) -> list[dict]:
 
 
 def rename_run(run_dir, new_name: str) -> None:
-    """Renaming changes the display name only; the folder (and links to it) stay. A run folder that is a link
-    (to a run stored elsewhere) is not written through: the store writes only inside itself."""
+    """Renaming changes the display name only (name.json: run.json belongs to the training, which may be writing
+    it); the folder (and links to it) stay. A run folder that is a link (to a run stored elsewhere) is not
+    written through: the store writes only inside itself."""
     new_name = (new_name or "").strip()
     if not new_name:
         raise RunStoreError("a run name cannot be empty")
     if Path(run_dir).is_symlink():
         raise RunStoreError(f"{Path(run_dir).name} is a link to {Path(run_dir).resolve()}, outside the run store; "
                             "rename it where it is stored.")
-    update_run(run_dir, name=new_name[:120])
+    write_json_atomic(name_path(run_dir), {"name": new_name[:120], "renamed": now_iso()})
 
 
 def delete_run(runs_dir, run_dir) -> None:
