@@ -151,10 +151,14 @@ def _report_commands(sub) -> None:
                    help="reuse completed runs of the same config (an interrupted k-fold goes on where it stopped)")
     p.add_argument("--summary", default=None, help="where to write the summary json (default: runs dir)")
 
-    p = sub.add_parser("calibrate", help="fit a run's temperature on its validation part, so the probabilities "
-                                         "the app shows mean what they say")
+    p = sub.add_parser("calibrate", help="fit a run's logit adjustment and temperature on its validation part, so "
+                                         "rare emotions get their due and the probabilities the app shows mean "
+                                         "what they say")
     p.add_argument("run_dir")
     p.add_argument("--data", default=None, help="the run's dataset, where its recorded path is not reachable")
+    p.add_argument("--logit-adjustment", default="auto", choices=["auto", "off"],
+                   help="auto: weigh up the emotions training saw rarely by the tau chosen on validation; off: a "
+                        "temperature only")
 
     p = sub.add_parser("export", help="export a run's model for fast inference")
     p.add_argument("run_dir")
@@ -285,9 +289,13 @@ def cmd_evaluate(a) -> int:
           f"{result['ms_per_image']:.3f} ms/image")
     for c, m in result["per_class"].items():
         print(f"  {c:10s} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} n={m['support']}")
+    shown = result.get("as_shown")
+    if shown:
+        print(f"as the app answers (the run's calibration applied): accuracy {shown['accuracy']:.4f}  "
+              f"macro F1 {shown['macro_f1']:.4f}")
     cal = result["calibration"]
     print(f"calibration ({cal['bins']} bins): ECE {cal['before']['ece']:.2%}"
-          + (f", {cal['after']['ece']:.2%} at the run's temperature {cal['temperature']:.3f}" if cal["after"]
+          + (f", {cal['after']['ece']:.2%} with the run's calibration (T {cal['temperature']:.3f})" if cal["after"]
              else f" (no temperature fitted: python -m fer_core calibrate {result['run']})"))
     if result.get("classes_model_lacks"):
         print(f"classes the model lacks (not scored): {', '.join(result['classes_model_lacks'])} "
@@ -376,12 +384,15 @@ def cmd_video(a) -> int:
 
 def cmd_calibrate(a) -> int:
     from fer_core.report.calibrate import calibrate_run
-    r = calibrate_run(a.run_dir, data=a.data)
-    b, f = r["before"], r["after"]
-    print(f"temperature {r['temperature']:.3f} fitted on {r['fitted_on']['num_faces']} faces "
-          f"({r['fitted_on']['which']} of {r['fitted_on']['data']})")
+    r = calibrate_run(a.run_dir, data=a.data, adjust=a.logit_adjustment == "auto")
+    b, f, adj = r["before"], r["after"], r["logit_adjustment"]
+    for g in adj["grid"]:
+        print(f"  logit adjustment tau {g['tau']:.2f}: validation accuracy {g['accuracy']:.4f}, "
+              f"macro F1 {g['macro_f1']:.4f}")
+    print(f"logit adjustment tau {adj['tau']:g} ({adj['rule']}); temperature {r['temperature']:.3f} fitted on "
+          f"{r['fitted_on']['num_faces']} faces ({r['fitted_on']['which']} of {r['fitted_on']['data']})")
     print(f"validation NLL {b['nll']:.4f} -> {f['nll']:.4f}, ECE {b['ece']:.2%} -> {f['ece']:.2%} "
-          f"({r['ece_bins']} bins); accuracy {f['accuracy']:.4f} (unchanged by a temperature)")
+          f"({r['ece_bins']} bins); accuracy {b['accuracy']:.4f} -> {f['accuracy']:.4f}")
     print(r["path"])
     return 0
 

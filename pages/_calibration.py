@@ -1,4 +1,5 @@
-"""The Runs page's Calibration tab: the run's temperature, ECE before and after it, the reliability diagram."""
+"""The Runs page's Calibration tab: the run's logit adjustment and temperature, ECE before and after them, accuracy
+as the app answers, the reliability diagram."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ def calibration_section(run: dict) -> None:
     rel = run_reliability(run["path"])
     cal, test = rel["calibration"], rel["test"]
     if cal:
-        st.markdown(f"Temperature **{rel['temperature']:.3f}**, fitted on {cal['fitted_on']['num_faces']:,} "
-                    f"validation faces ({cal['fitted'][:10]}): every probability the app and the CLI show is the "
-                    "model's softmax with its logits divided by it.")
+        tau = (cal.get("logit_adjustment") or {}).get("tau") or 0
+        adjusted = (f"Logit adjustment **tau {tau:g}** (emotions rare in training weighed up by their share of it "
+                    "to the power -tau, chosen on validation faces), then t" if tau else "T")
+        st.markdown(f"{adjusted}emperature **{rel['temperature']:.3f}**, fitted on "
+                    f"{cal['fitted_on']['num_faces']:,} validation faces ({cal['fitted'][:10]}): every probability "
+                    "the app and the CLI show is the model's softmax with its logits so adjusted and divided by it.")
     else:
         st.info("No temperature fitted: the app shows the model's own probabilities. "
                 f"`python -m fer_core calibrate {run['path']}` fits one on the run's validation part.")
@@ -25,7 +29,8 @@ def calibration_section(run: dict) -> None:
     if rows:
         pct = st.column_config.NumberColumn(format="%.2f%%")
         st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
-            "ECE before": pct, "ECE after": pct, "faces": st.column_config.NumberColumn(format="%d")})
+            "ECE before": pct, "ECE after": pct, "accuracy before": pct, "accuracy after": pct,
+            "faces": st.column_config.NumberColumn(format="%d")})
     if test is None:
         st.info("No test predictions (predictions.csv) to draw the reliability diagram from.")
         return
@@ -41,4 +46,5 @@ def _row(part: str, figures: dict) -> dict:
     return {"part": part, "faces": figures.get("num_faces") or figures.get("fitted_on", {}).get("num_faces"),
             "ECE before": pct(figures["before"]["ece"]), "ECE after": pct(after.get("ece")),
             "NLL before": round(figures["before"]["nll"], 4),
-            "NLL after": round(after["nll"], 4) if after else None}
+            "NLL after": round(after["nll"], 4) if after else None,
+            "accuracy before": pct(figures["before"].get("accuracy")), "accuracy after": pct(after.get("accuracy"))}

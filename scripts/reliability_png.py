@@ -29,7 +29,9 @@ def main(argv: list[str]) -> int:
         print(f"error: {run} has no usable predictions.csv to draw from", file=sys.stderr)
         return 2
     t = rel["temperature"]
-    title = f"{run.name}: {rel['test']['num_faces']:,} test faces" + (f", T = {t:.3f}" if t else ", not calibrated")
+    tau = ((rel["calibration"] or {}).get("logit_adjustment") or {}).get("tau")
+    title = f"{run.name}: {rel['test']['num_faces']:,} test faces" + (
+        (f", logit adjustment tau {tau:g}" if tau else "") + f", T = {t:.3f}" if t else ", not calibrated")
     fig = reliability_figure(rel["test"]["bins_before"], rel["test"]["bins_after"], title=title)
     fig.update_layout(width=900, height=420, paper_bgcolor="white")
     from playwright.sync_api import sync_playwright

@@ -118,3 +118,15 @@ def test_run_listing():
     assert re.search(r"^50 runs \(5 k-fold groups, folded into 5 rows\):", out, re.M), out
     assert re.search(rf"first time \(every run's files read\): {NUM} s", out), out
     assert re.search(rf"a rerun with nothing changed: listing {NUM} s, the whole table {NUM} s", out), out
+
+
+def test_unseen(default_run, ckplus):
+    """People no model here trained on: the app's answers (the run's logit adjustment applied) and, for CK+, the
+    model's own beside them."""
+    from conftest import SHARED, need
+    need(SHARED / "twface")
+    out = run_bench("unseen", default_run)
+    assert re.search(r"^fer2013-fer_vgg-48-cont \(as the app answers\):$", out, re.M), out
+    assert re.search(rf"^  CK\+ +927 faces: accuracy {NUM}%, macro F1 {NUM}%, disgust recall {NUM}%", out, re.M), out
+    assert re.search(rf"^  twface +70 faces: accuracy {NUM}%", out, re.M), out
+    assert re.search(rf"^  CK\+ \(the model's own, no logit adjustment\) +927 faces: accuracy {NUM}%", out, re.M), out

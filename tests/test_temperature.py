@@ -94,3 +94,40 @@ def test_a_run_reads_its_temperature_and_ignores_a_damaged_file(tmp_path):
         assert store.read_temperature(tmp_path) is None
     store.write_json_atomic(path, {"temperature": 1.25})
     assert store.read_temperature(tmp_path) == 1.25
+
+
+def test_logit_adjustment_lifts_a_rare_class_and_its_tau_is_chosen_on_validation_by_the_stated_rule():
+    """A model that keeps a rare class's scores low: adding -tau*log(prior) recovers it; the rule picks the tau
+    with the best macro F1 among those within a point of the unadjusted accuracy, and 0 when adjusting costs
+    more than that."""
+    from fer_core.model.temperature import prior_shift
+    from fer_core.report.calibrate import choose_tau
+    rng = np.random.default_rng(0)
+    prior = np.array([0.6, 0.38, 0.02])
+    y = rng.choice(3, size=4000, p=[0.45, 0.45, 0.10])
+    logits = rng.normal(0, 1, (len(y), 3)) + 2.5 * np.eye(3)[y] + np.log(prior)   # scores shaped by the prior
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    tau, grid = choose_tau(probs, y, prior, ["a", "b", "rare"])
+    assert [g["tau"] for g in grid] == [0.0, 0.25, 0.5, 0.75, 1.0] and tau > 0
+    best = max((g for g in grid if g["accuracy"] >= grid[0]["accuracy"] - 0.01), key=lambda g: g["macro_f1"])
+    assert tau == best["tau"]
+    adjusted = apply_temperature(probs, None, prior_shift(prior, tau))
+    rare = y == 2
+    assert (adjusted.argmax(1)[rare] == 2).mean() > (probs.argmax(1)[rare] == 2).mean() + 0.2
+    np.testing.assert_allclose(adjusted.sum(1), 1, atol=1e-6)
+    assert prior_shift(prior, 0) is None and apply_temperature(probs, None, None) is probs
+
+    balanced = np.exp(rng.normal(0, 1, (4000, 3)) + 2.5 * np.eye(3)[y])          # no prior in its scores:
+    balanced /= balanced.sum(1, keepdims=True)                                    # adjusting only costs
+    assert choose_tau(balanced, y, np.array([0.9, 0.09, 0.01]), ["a", "b", "rare"])[0] == 0.0
+
+
+def test_a_run_reads_its_logit_adjustment_and_ignores_a_damaged_one(tmp_path):
+    path = store.calibration_path(tmp_path)
+    assert store.read_class_shift(tmp_path) is None
+    for bad in ({"logit_adjustment": None}, {"logit_adjustment": {"shift": "big"}}, {"logit_adjustment": {"shift": []}},
+                {"logit_adjustment": {"shift": [1.0, "x"]}}):
+        store.write_json_atomic(path, {"temperature": 1.2, **bad})
+        assert store.read_class_shift(tmp_path) is None
+    store.write_json_atomic(path, {"temperature": 1.2, "logit_adjustment": {"tau": 0.5, "shift": [0.1, 2.0, 0.3]}})
+    assert store.read_class_shift(tmp_path) == [0.1, 2.0, 0.3]

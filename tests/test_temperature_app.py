@@ -44,7 +44,7 @@ def test_calibrate_fits_on_the_validation_part_and_lowers_its_nll(calibrated, ck
     run, r = calibrated
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == str(runstore.calibration_path(run))
-    assert "temperature" in r.stdout and "validation NLL" in r.stdout
+    assert "temperature" in r.stdout and "validation NLL" in r.stdout and "logit adjustment tau" in r.stdout
     cal = runstore.read_json(runstore.calibration_path(run))
     val = runstore.read_json(runstore.split_path(run))["indices"]["val"]
     assert cal["fitted_on"]["num_faces"] == len(val) and cal["fitted_on"]["part"] == "val"
@@ -106,6 +106,16 @@ def test_shown_probabilities_change_with_a_calibration_file_and_only_then(defaul
         np.testing.assert_allclose(probs, apply_temperature(old_probs, 2.0), atol=1e-5)
         np.testing.assert_allclose(rec.classify(faces), apply_temperature(rec.predict_fn(faces), 2.0), atol=1e-6)
     assert set(before) == {"litert", "keras"}
+    shift = [5.0 if c == "disgust" else 0.0 for c in rec.class_names]       # a logit adjustment changes answers
+    runstore.write_json_atomic(runstore.calibration_path(run), {"temperature": 2.0,
+                                                                "logit_adjustment": {"tau": 1, "shift": shift}})
+    adjusted = EmotionRecognizer.from_run(run, prefer_tflite=False)
+    _, old_probs, faces = before["keras"]
+    np.testing.assert_allclose(adjusted.classify(faces), apply_temperature(adjusted.predict_fn(faces), 2.0, shift),
+                               atol=1e-6)
+    d = adjusted.class_names.index("disgust")
+    assert (_face_probs(adjusted, image)[1][:, d] > 5 * apply_temperature(old_probs, 2.0)[:, d]).all()   # e^(5/2)
+    runstore.write_json_atomic(runstore.calibration_path(run), {"temperature": 2.0})
     scaled = run_cli("predict", "--run", run, photos / PHOTO, "--json", timeout=300)
     assert plain.returncode == 0 and scaled.returncode == 0, scaled.stderr[-2000:]
     conf = lambda r: [f["confidence"] for f in json.loads(r.stdout)[0]["faces"]]   # noqa: E731
@@ -127,13 +137,13 @@ def test_runs_page_shows_the_reliability_diagram_and_ece(default_run, tmp_path, 
     at.selectbox(key="run_pick").set_value("calibrated").run()
     assert not at.exception, [e.value for e in at.exception]
 
-    t = runstore.read_temperature(calibrated)
+    t, shift = runstore.read_temperature(calibrated), runstore.read_class_shift(calibrated)
     probs, y = read_test_predictions(calibrated)
     chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                  if any(d.get("name") == "share right" for d in json.loads(c.proto.spec)["data"]))
     bars = [d["y"] for d in chart["data"] if d.get("name") == "share right"]
     expected = [[b["accuracy"] for b in bins if b["count"]]
-                for bins in (reliability_bins(probs, y), reliability_bins(apply_temperature(probs, t), y))]
+                for bins in (reliability_bins(probs, y), reliability_bins(apply_temperature(probs, t, shift), y))]
     assert len(bars) == 2 and np.allclose(bars[0], expected[0]) and np.allclose(bars[1], expected[1])
     shown = "\n".join(str(e.value) for e in at.markdown)
     assert f"{t:.3f}" in shown

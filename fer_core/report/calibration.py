@@ -80,11 +80,11 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray, steps: int = 60) -> float:
     return float(math.exp((a + b) / 2))
 
 
-def calibration_figures(probs: np.ndarray, y: np.ndarray, temperature: float | None) -> dict:
+def calibration_figures(probs: np.ndarray, y: np.ndarray, temperature: float | None, shift=None) -> dict:
     """NLL, ECE and accuracy of the raw probabilities ('before') and, given a temperature, of the scaled ones
-    ('after'; None without one)."""
+    ('after', with the logit adjustment's offsets where given; None without a temperature)."""
     def figures(p):
         return {"nll": nll(p, y), "ece": expected_calibration_error(p, y),
                 "accuracy": float(np.mean(np.asarray(p).argmax(1) == y)) if len(y) else None}
     return {"temperature": temperature, "bins": ECE_BINS, "num_faces": int(len(y)), "before": figures(probs),
-            "after": figures(apply_temperature(probs, temperature)) if temperature else None}
+            "after": figures(apply_temperature(probs, temperature, shift)) if temperature else None}

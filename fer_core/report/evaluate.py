@@ -9,8 +9,9 @@ import numpy as np
 from fer_core.data.datasets import DatasetError, load_dataset
 from fer_core.data.emotions import canonical
 from fer_core.data.splits import make_split
+from fer_core.model.temperature import apply_temperature
 from fer_core.report.calibration import calibration_figures
-from fer_core.report.evaluation import evaluate_arrays, match_labels, tta_mode
+from fer_core.report.evaluation import classification_metrics, evaluate_arrays, match_labels, tta_mode
 from fer_core.runs import store
 from fer_core.runs.run_model import RunModel
 
@@ -67,14 +68,23 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test", tta: boo
     result = {"run": str(run_dir), "data": str(data or info.get("config", {}).get("data")), "split": split, **m,
               "classes_model_lacks": missing, "samples_skipped": int(len(idx) - len(keep)),
               "classes_scored": [ds.class_names[j] for j in sorted(mapping)],
-              "calibration": calibration_figures(probs, y, rec.temperature), "engine": engine,
-              "evaluated": store.now_iso()}
+              "calibration": calibration_figures(probs, y, rec.temperature, rec.class_shift), "engine": engine,
+              "as_shown": _as_shown(probs, y, rec), "evaluated": store.now_iso()}
     if save:
         out = run_dir / "evaluations"
         out.mkdir(exist_ok=True)
         name = f"{Path(result['data']).name}-{split}{_tta_suffix(tta)}{'-litert' if engine == 'litert' else ''}.json"
         store.write_json_atomic(out / store.safe_slug(name), result)
     return result
+
+
+def _as_shown(probs: np.ndarray, y: np.ndarray, rec: RunModel) -> dict | None:
+    """Accuracy, macro F1 and per-class figures of the answers the app gives: the run's calibration applied (a
+    logit adjustment changes which emotion wins; a temperature alone does not). None without a calibration."""
+    if rec.class_shift is None:
+        return None
+    m = classification_metrics(y, apply_temperature(probs, rec.temperature, rec.class_shift), rec.class_names)
+    return {k: m[k] for k in ("accuracy", "macro_f1", "per_class", "confusion_matrix") if k in m}
 
 
 def scored_faces(model_classes: list[str], ds, idx: np.ndarray, classes: list[str] | None = None):

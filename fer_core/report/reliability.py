@@ -19,10 +19,10 @@ def _panel_title(name: str, bins: list[dict]) -> str:
 
 def reliability_figure(bins_before: list[dict], bins_after: list[dict] | None = None, title: str = "") -> go.Figure:
     """Accuracy per confidence bin beside the diagonal of perfect calibration; with bins_after, two panels
-    (the model's own probabilities, then the temperature-scaled ones shown in the app)."""
+    (the model's own probabilities, then the calibrated ones the app shows)."""
     panels = [("model's own probabilities", bins_before)]
     if bins_after is not None:
-        panels.append(("after temperature scaling", bins_after))
+        panels.append(("with the run's calibration", bins_after))
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[_panel_title(n, b) for n, b in panels],
                         shared_yaxes=True)
     for col, (name, bins) in enumerate(panels, start=1):

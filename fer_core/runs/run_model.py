@@ -13,12 +13,14 @@ from fer_core.runs import store
 @dataclass
 class RunModel:
     """A run's best model (safe mode), its probabilities from the Keras model or, engine 'litert', from its
-    model.tflite; its class names; its fitted temperature (None without one)."""
+    model.tflite; its class names; its fitted temperature (None without one) and logit adjustment (per-class
+    offsets, None without one)."""
     model: Any
     predict_fn: Callable
     class_names: list[str]
     temperature: float | None
     engine: str = "keras"
+    class_shift: list[float] | None = None
 
     @classmethod
     def load(cls, run_dir, engine: str = "keras") -> "RunModel":
@@ -39,7 +41,10 @@ class RunModel:
             engine = "litert" if tflite.is_file() and in_app else "keras"
         model = load_model_safe(path)
         fn = make_tflite_fn(tflite) if engine == "litert" else make_predict_fn(model)
-        return cls(model, fn, run_class_names(run_dir, model), store.read_temperature(run_dir), engine)
+        shift = store.read_class_shift(run_dir)
+        classes = run_class_names(run_dir, model)
+        return cls(model, fn, classes, store.read_temperature(run_dir), engine,
+                   shift if shift and len(shift) == len(classes) else None)
 
 
 def run_class_names(run_dir, model) -> list[str]:

@@ -207,6 +207,14 @@ def read_temperature(run_dir) -> float | None:
     return float(t) if isinstance(t, (int, float)) and 0 < t < float("inf") else None
 
 
+def read_class_shift(run_dir) -> list[float] | None:
+    """The run's logit adjustment (per-class offsets added before its temperature), or None without one."""
+    adjustment = (read_json(calibration_path(run_dir), {}) or {}).get("logit_adjustment") or {}
+    shift = adjustment.get("shift") if isinstance(adjustment, dict) else None
+    ok = isinstance(shift, list) and shift and all(isinstance(v, (int, float)) for v in shift)
+    return [float(v) for v in shift] if ok else None
+
+
 def cancel_requested(run_dir) -> bool:
     return (Path(run_dir) / CANCEL).exists()
 

@@ -55,6 +55,7 @@ class EmotionRecognizer:
         self.run_dir = run_dir
         self.engine = engine
         self.temperature: float | None = None   # from the run's calibration.json; None: the model's own
+        self.class_shift: list[float] | None = None   # its logit adjustment (rare emotions weighed up), if any
         self.profile = None                 # a calibration profile (fer_core.profiles), set by with_profile
         self.profile_scope = "largest"      # "largest": the profile reads the largest face; "all": every face
         # trace once now, so the first real frame does not pay for it
@@ -65,7 +66,7 @@ class EmotionRecognizer:
         """A run's best model (safe mode), run on its LiteRT export where export.json allows it."""
         loaded = RunModel.load(run_dir, engine="app" if prefer_tflite else "keras")
         rec = cls(loaded.model, loaded.class_names, detector, loaded.predict_fn, str(run_dir), engine=loaded.engine)
-        rec.temperature = loaded.temperature
+        rec.temperature, rec.class_shift = loaded.temperature, loaded.class_shift
         return rec
 
     # -- classification
@@ -82,7 +83,8 @@ class EmotionRecognizer:
 
     def classify(self, faces) -> np.ndarray:
         """Probabilities (N, classes) for a batch of face crops, in one model call per 256 faces, scaled by the
-        run's fitted temperature where it has one (predict_fn itself gives the model's own)."""
+        run's fitted calibration where it has one: its logit adjustment and temperature (predict_fn itself gives
+        the model's own)."""
         side = (self.input_size, self.input_size)
         if isinstance(faces, np.ndarray) and faces.ndim == 4 and faces.shape[1:] == (*side, 1):
             x = faces.astype(np.float32, copy=False)
@@ -93,7 +95,7 @@ class EmotionRecognizer:
         if len(x) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
         probs = np.concatenate([self.predict_fn(x[i:i + 256]) for i in range(0, len(x), 256)])
-        return apply_temperature(probs, self.temperature)
+        return apply_temperature(probs, self.temperature, self.class_shift)
 
     # -- detection + classification
     @staticmethod
@@ -155,7 +157,7 @@ class EmotionRecognizer:
     def _profiled_probs(self, x: np.ndarray, faces: list[Face]) -> np.ndarray:
         from fer_core.profiles.profile import apply_profile
         emb, raw = self.embed(x)
-        probs = apply_temperature(raw, self.temperature)      # the faces the profile does not read
+        probs = apply_temperature(raw, self.temperature, self.class_shift)   # the faces the profile does not read
         chosen = (list(range(len(faces))) if self.profile_scope == "all"
                   else [max(range(len(faces)), key=lambda i: faces[i].box[2] * faces[i].box[3])])
         probs[chosen] = apply_profile(self.profile, emb[chosen], raw[chosen])   # its rule was chosen on raw
