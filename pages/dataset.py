@@ -12,24 +12,18 @@ import streamlit as st
 
 from fer_core.errors import UserError
 from fer_core.runs import defaults
-from fer_core.data.stamp import dataset_stamp
 from pages._common import ensure_app_navigation, readable_path
+from pages._dataset_reading import read_dataset
 
 ensure_app_navigation()
 
 SAMPLES_PER_CLASS = 8
 
 
-@st.cache_data(show_spinner="Reading the dataset…", max_entries=8)
-def dataset_overview(path: str, stamp: tuple = ()) -> tuple[dict, dict[str, list[np.ndarray]]]:
-    """(summary, a few sample faces per class), cached per path so switching pages is instant.
-
-    `stamp` (fer_core.data.stamp: the times of the dataset's folders) is part of the key, so a changed
-    dataset is re-read.
-    Only the summary and 8 faces per class are kept, not the whole dataset.
-    """
+def dataset_overview(path: str, progress_cb=None) -> tuple[dict, dict[str, list[np.ndarray]]]:
+    """(summary, a few sample faces per class): only those are kept, not the whole dataset."""
     from fer_core.data.datasets import load_dataset
-    ds = load_dataset(path)
+    ds = load_dataset(path, progress_cb=progress_cb)
     rng = np.random.default_rng(0)          # the same samples on every visit
     samples = {}
     for i, name in enumerate(ds.class_names):
@@ -64,10 +58,13 @@ if not Path(path).exists():
     st.stop()
 
 try:
-    summary, samples = dataset_overview(path, dataset_stamp(path))
+    read = read_dataset(path, dataset_overview, key="dataset")
 except UserError as e:
     st.error(str(e))
     st.stop()
+if read is None:
+    st.stop()
+summary, samples = read
 
 st.markdown(f"**{summary['name']}** · format `{summary['format']}` · {summary['num_samples']:,} faces · "
             f"{len(summary['classes'])} classes"

@@ -22,6 +22,7 @@ from fer_core.runs import store
 from fer_core.runs.defaults import SHARED_DATA
 from fer_core.train.submit import queue_training
 from pages._common import completed_runs, ensure_app_navigation, literal, readable_path, runs_dir
+from pages._dataset_reading import read_dataset
 from pages._run_charts import curves_figure
 
 ensure_app_navigation()
@@ -30,10 +31,9 @@ WEIGHTS_LABELS = {"none": "None (train from scratch)", "imagenet": "ImageNet (ke
                   "run": "An earlier run (transfer its backbone)", "file": "A weights file"}
 
 
-@st.cache_data(show_spinner="Reading the dataset…", max_entries=8)
-def dataset_summary(path: str, stamp: float) -> dict:
-    """The dataset's format, classes and counts; `stamp` (the folder's mtime) re-reads a changed dataset."""
-    return load_dataset(path).summary()
+def dataset_summary(path: str, progress_cb=None) -> dict:
+    """The dataset's format, classes and counts."""
+    return load_dataset(path, progress_cb=progress_cb).summary()
 
 
 def show_summary(path: str) -> dict | None:
@@ -48,7 +48,9 @@ def show_summary(path: str) -> dict | None:
         st.error(f"Dataset path not found: {p}")
         return None
     try:
-        s = dataset_summary(str(p.resolve()), p.stat().st_mtime)
+        s = read_dataset(str(p.resolve()), dataset_summary, key="train_data")
+        if s is None:
+            return None
     except UserError as e:
         st.error(str(e))
         return None

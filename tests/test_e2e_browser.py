@@ -9,6 +9,7 @@ no STUN). Each page's screenshot is saved into docs/screenshots/.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 
@@ -180,3 +181,37 @@ def test_webcam_processes_the_camera_live(server, page):
     screenshot(page, "webcam")
     player.get_by_role("button", name="STOP").click()
     assert server.alive(), server.log_tail()
+
+
+def test_reading_a_big_dataset_can_be_stopped_and_started_again(default_run, photos, browser, tmp_path):
+    """20,000 photos (one 640-px JPEG, hard-linked): the Dataset page shows the reading's progress with a Stop
+    button that ends it within seconds, keeps nothing half-read, and reads it again on request."""
+    big = tmp_path / "data" / "big"
+    image = cv2.resize(cv2.imread(str(photos / PHOTO)), (640, 640))
+    for cls in ("happy", "sad"):
+        (big / cls).mkdir(parents=True)
+        cv2.imwrite(str(big / cls / "0.jpg"), image)
+        for i in range(1, 10_000):
+            os.link(big / cls / "0.jpg", big / cls / f"{i}.jpg")
+    runs = runs_dir_with(tmp_path / "runs", default_run)
+    with StreamlitServer(runs, env={"FER_DATA_ROOTS": str(tmp_path / "data")}) as srv:
+        ctx = browser.new_context(viewport=VIEWPORT)
+        page = ctx.new_page()
+        open_page(page, srv.url + "/dataset")
+        box = page.get_by_role("textbox", name="Dataset path")
+        box.fill(str(big))
+        box.press("Enter")
+        stop = page.get_by_role("button", name="Stop reading")
+        stop.wait_for(timeout=60_000)
+        page.get_by_text("of 20,000 files").wait_for(timeout=60_000)       # the progress, as it reads
+        clicked = time.monotonic()
+        stop.click()
+        page.get_by_text("was stopped; nothing of it is kept").wait_for(timeout=20_000)
+        assert time.monotonic() - clicked < 20
+        wait_for_app(page)
+        assert_no_exception(page)
+        assert page.get_by_text("Class distribution").count() == 0
+        page.get_by_role("button", name="Read it").click()
+        page.get_by_role("button", name="Stop reading").wait_for(timeout=60_000)   # reading again
+        ctx.close()
+        assert srv.alive(), srv.log_tail()
