@@ -8,10 +8,19 @@ import streamlit as st
 
 from fer_core.report.calibrate import run_reliability
 from fer_core.report.reliability import reliability_figure
+from fer_core.runs import store
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def reliability(path: str, stamp: tuple) -> dict:
+    """run_reliability, computed again only when the run's predictions.csv or calibration.json changes (`stamp`):
+    parsing a FER2013 run's predictions took longer than the rest of the Runs page, on every click."""
+    return run_reliability(path)
 
 
 def calibration_section(run: dict) -> None:
-    rel = run_reliability(run["path"])
+    rel = reliability(run["path"], store.files_stamp(store.predictions_path(run["path"]),
+                                                     store.calibration_path(run["path"])))
     cal, test = rel["calibration"], rel["test"]
     if cal:
         tau = (cal.get("logit_adjustment") or {}).get("tau") or 0

@@ -170,9 +170,18 @@ def _class_choice(col, label: str, counts: dict, key: str) -> str | None:
                          format_func=lambda c: f"any ({sum(counts.values())})" if c is None else f"{c} ({counts[c]})")
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def misclassified(path: str, stamp: tuple, true: str | None = None, predicted: str | None = None,
+                  page: int = 0, per_page: int = 24) -> dict:
+    """compare.misclassified, read again only when predictions.csv changes (`stamp`): the Runs page reruns on
+    every click, and each call parses the whole file."""
+    return compare.misclassified(path, true, predicted, page=page, per_page=per_page)
+
+
 def gallery(run: dict) -> None:
     """The wrongly predicted test faces, by true class and predicted class, a page at a time."""
-    pairs = compare.misclassified(run["path"], per_page=1)["pairs"]
+    stamp = store.files_stamp(store.predictions_path(run["path"]))
+    pairs = misclassified(run["path"], stamp, per_page=1)["pairs"]
     c1, c2, c3 = st.columns([2, 2, 1])
     trues: dict = {}
     for (t, _), n in pairs.items():
@@ -184,7 +193,7 @@ def gallery(run: dict) -> None:
             preds[p] = preds.get(p, 0) + n
     predicted = _class_choice(c2, "Predicted as", preds, "mis_pred") if pairs else None
     page_key = f"mis_page-{true}-{predicted}"            # another choice starts again at page 1
-    result = compare.misclassified(run["path"], true, predicted, page=st.session_state.get(page_key, 1) - 1)
+    result = misclassified(run["path"], stamp, true, predicted, page=st.session_state.get(page_key, 1) - 1)
     if result["pages"] > 1:
         c3.number_input(f"Page (of {result['pages']})", 1, result["pages"], key=page_key)
     items = result["items"]

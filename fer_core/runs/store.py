@@ -190,8 +190,14 @@ def calibration_path(run_dir) -> Path:
 def model_stamp(run_dir) -> tuple:
     """(file, modification time in ns, size) of each file a loaded model is made from: the key of a cache of
     loaded models, so a model re-trained, re-exported or re-calibrated in place is loaded again."""
+    return files_stamp(model_path(run_dir), tflite_path(run_dir), export_json_path(run_dir), calibration_path(run_dir))
+
+
+def files_stamp(*paths) -> tuple:
+    """(file, modification time in ns, size) of each path ((name, 0, 0) where absent): a cache key that changes
+    when any of the files is written."""
     out = []
-    for path in (model_path(run_dir), tflite_path(run_dir), export_json_path(run_dir), calibration_path(run_dir)):
+    for path in map(Path, paths):
         try:
             s = path.stat()
             out.append((path.name, s.st_mtime_ns, s.st_size))
