@@ -11,9 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fer_core.config import TrainConfig
-from fer_core.runs import queue as jobs
+from fer_core.runs import queue
 from fer_core.runs import archive
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> Path:
+def runs_root(tmp_path, monkeypatch) -> Path:
     """An empty run store the app reads through FER_RUNS_DIR, without the committed reference collections (an
     empty FER_RESULTS_DIR), so a test sees only the runs it made."""
     root = tmp_path / "runs"
@@ -41,11 +41,11 @@ def open_page(page: str) -> AppTest:
     return at
 
 
-def copy_run(src: Path, store: Path, name: str, keep_model: bool = True) -> Path:
+def copy_run(src: Path, runs_root: Path, name: str, keep_model: bool = True) -> Path:
     """A copy of a real run under a new name; without model.keras it is like a committed reference run."""
-    dst = store / f"{src.name}-{runstore.safe_slug(name)}"
+    dst = runs_root / f"{src.name}-{store.safe_slug(name)}"
     shutil.copytree(src, dst, ignore=None if keep_model else shutil.ignore_patterns("model.keras", "last.keras"))
-    runstore.rename_run(dst, name)
+    store.rename_run(dst, name)
     return dst
 
 
@@ -60,7 +60,7 @@ def texts(at: AppTest) -> str:
 
 
 # ---------------------------------------------------------------- Train
-def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, ckplus):
+def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(runs_root, ckplus):
     at = open_page("pages/train.py")
     at.text_input(key="data").set_value(str(ckplus)).run()
     assert "ckplus" in texts(at) and "981 images" in texts(at)      # the summary before launching
@@ -68,7 +68,7 @@ def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, c
     number_input(at, "Epochs").set_value(0).run()
     next(b for b in at.button if b.label == "Launch training").click().run()
     assert any("nothing to train" in e.value for e in at.error), texts(at)
-    assert not at.exception and runstore.list_runs(store) == []
+    assert not at.exception and store.list_runs(runs_root) == []
 
     number_input(at, "Epochs").set_value(1)
     at.number_input(key="f_max_samples").set_value(200)
@@ -81,7 +81,7 @@ def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, c
     launch = next(b for b in at.button if b.label == "Launch training")
     launch.click().run()
     assert any("Queued" in s.value for s in at.success), texts(at)
-    [run] = runstore.list_runs(store)
+    [run] = store.list_runs(runs_root)
     run_dir = Path(run["path"])
     assert run["name"] == "from-the-page" and run["info"]["config"]["max_samples"] == 200
     assert run["info"]["config"]["keep"] == "last" and run["info"]["config"]["test_tta"] == "flip"
@@ -90,51 +90,51 @@ def test_train_page_refuses_bad_options_then_trains_a_run_to_completion(store, c
 
     seen_running = False
     deadline = time.time() + 300
-    while runstore.read_run(run_dir)["status"] in ("queued", "running") and time.time() < deadline:
+    while store.read_run(run_dir)["status"] in ("queued", "running") and time.time() < deadline:
         time.sleep(2)
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         seen_running |= "from-the-page** — running" in texts(at)
-    assert runstore.read_run(run_dir)["status"] == "completed", jobs.log_tail(run_dir)
+    assert store.read_run(run_dir)["status"] == "completed", queue.log_tail(run_dir)
     assert seen_running
     at.run()
     assert "**from-the-page** completed, test accuracy" in texts(at)
     assert (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
-    metrics = runstore.read_json(run_dir / "metrics.json")
+    metrics = store.read_json(run_dir / "metrics.json")
     assert metrics["kept"] == "last" and metrics["test"]["tta"] == "flip"
 
 
-def test_train_page_cancels_a_queued_run(store, ckplus):
-    jobs.set_max_concurrent(store, 1)
+def test_train_page_cancels_a_queued_run(runs_root, ckplus):
+    queue.set_max_concurrent(runs_root, 1)
     # a run that looks busy (fresh heartbeat, live pid: this test process) holds the only slot
-    busy = jobs.enqueue(store, TrainConfig(data=str(ckplus), backbone="fer_vgg", epochs=1, name="busy"))
+    busy = queue.enqueue(runs_root, TrainConfig(data=str(ckplus), backbone="fer_vgg", epochs=1, name="busy"))
     import os
-    runstore.update_run(busy, status="running", pid=os.getpid(), heartbeat_unix=time.time())
-    waiting = jobs.enqueue(store, TrainConfig(data=str(ckplus), backbone="fer_vgg", epochs=1, name="waiting"))
+    store.update_run(busy, status="running", pid=os.getpid(), heartbeat_unix=time.time())
+    waiting = queue.enqueue(runs_root, TrainConfig(data=str(ckplus), backbone="fer_vgg", epochs=1, name="waiting"))
     at = open_page("pages/train.py")
     assert "**waiting** — queued" in texts(at)
-    assert runstore.read_run(waiting)["status"] == "queued"          # the cap holds it back
+    assert store.read_run(waiting)["status"] == "queued"          # the cap holds it back
     at.button(key=f"cancel-{waiting.name}").click().run()
-    assert runstore.read_run(waiting)["status"] == "cancelled"
+    assert store.read_run(waiting)["status"] == "cancelled"
     assert "waiting** — queued" not in texts(at)
 
 
 # ---------------------------------------------------------------- Runs
 @pytest.fixture
-def runs_store(store, tiny_run) -> Path:
+def runs_store(runs_root, tiny_run) -> Path:
     """The tiny real run, plus a failed, a damaged and a died-while-running run folder."""
-    copy_run(tiny_run, store, "tiny copy")
-    failed = store / "20200101-000000-failed-0000"
+    copy_run(tiny_run, runs_root, "tiny copy")
+    failed = runs_root / "20200101-000000-failed-0000"
     failed.mkdir()
-    runstore.write_json_atomic(failed / "run.json", {"name": "broken", "status": "failed",
+    store.write_json_atomic(failed / "run.json", {"name": "broken", "status": "failed",
                                                     "error": "dataset path not found: /nowhere"})
-    (store / "20200101-000001-damaged-0000").mkdir()
-    (store / "20200101-000001-damaged-0000" / "run.json").write_text("{not json")
-    dead = store / "20200101-000002-dead-0000"
+    (runs_root / "20200101-000001-damaged-0000").mkdir()
+    (runs_root / "20200101-000001-damaged-0000" / "run.json").write_text("{not json")
+    dead = runs_root / "20200101-000002-dead-0000"
     dead.mkdir()
-    runstore.write_json_atomic(dead / "run.json", {"name": "died", "status": "running", "heartbeat_unix": 1.0,
+    store.write_json_atomic(dead / "run.json", {"name": "died", "status": "running", "heartbeat_unix": 1.0,
                                                   "config": {"backbone": "fer_vgg"}})
-    return store
+    return runs_root
 
 
 def test_runs_page_lists_every_run_and_shows_one_in_detail(runs_store):
@@ -159,7 +159,7 @@ def test_runs_page_lists_every_run_and_shows_one_in_detail(runs_store):
     assert len(charts) >= 3                                           # curves, confusion matrix, per-class
     figures = [json.loads(c.proto.spec) for c in charts]
     heatmap = next(f for f in figures if f["data"][0]["type"] == "heatmap")
-    metrics = runstore.read_json(Path(runs_store / tiny_id / "metrics.json"))
+    metrics = store.read_json(Path(runs_store / tiny_id / "metrics.json"))
     assert heatmap["data"][0]["z"] == metrics["test"]["confusion_matrix"]
     assert len(at.get("image")) > 0                                   # misclassified faces from CK+48
     assert "run completed" in at.code[0].value                        # the log
@@ -188,7 +188,7 @@ def test_runs_page_actions_reevaluate_rename_delete(runs_store, ckplus):
     assert not at.error, texts(at)
     assert any("accuracy" in s.value for s in at.success)
     saved = list((run_dir / "evaluations").glob("*.json"))
-    assert len(saved) == 1 and runstore.read_json(saved[0])["num_samples"] > 0
+    assert len(saved) == 1 and store.read_json(saved[0])["num_samples"] > 0
 
     at.text_input(key="eval_data").set_value(str(ckplus / "no-such-dataset")).run()
     at.button(key="eval_go").click().run()
@@ -199,7 +199,7 @@ def test_runs_page_actions_reevaluate_rename_delete(runs_store, ckplus):
 
     at.text_input(key=f"rename-{run_dir.name}").set_value("renamed by test")
     at.button(key="rename_go").click().run()
-    assert runstore.read_run(run_dir)["name"] == "renamed by test"
+    assert store.read_run(run_dir)["name"] == "renamed by test"
 
     assert at.button(key="delete_go").disabled                        # not confirmed yet
     at.checkbox(key=f"sure-{run_dir.name}").check().run()
@@ -209,12 +209,12 @@ def test_runs_page_actions_reevaluate_rename_delete(runs_store, ckplus):
     assert run_dir.name not in set(at.dataframe[0].value["id"])
 
 
-def test_runs_page_folds_groups_reads_percentages_and_says_how_it_sorts(store):
+def test_runs_page_folds_groups_reads_percentages_and_says_how_it_sorts(runs_root):
     from test_browse import make_run
     for fold, acc in enumerate((0.5, 0.7, 0.9)):
-        make_run(store, f"ck-fold{fold}", created=f"2026-01-0{fold + 1}", acc=acc, supports=(10, 20, 20),
+        make_run(runs_root, f"ck-fold{fold}", created=f"2026-01-0{fold + 1}", acc=acc, supports=(10, 20, 20),
                  kfold={"group": "ck", "fold": fold, "folds": 3})
-    make_run(store, "alone", created="2026-01-09", acc=0.65, supports=(10, 20, 20))
+    make_run(runs_root, "alone", created="2026-01-09", acc=0.65, supports=(10, 20, 20))
     at = open_page("pages/runs.py")
     table = at.dataframe[0].value
     assert list(table["name"]) == ["alone", "k-fold ck (3 runs)"]          # the folds as one row
@@ -241,7 +241,7 @@ def test_runs_page_folds_groups_reads_percentages_and_says_how_it_sorts(store):
     assert list(at.dataframe[0].value["name"]) == ["ck-fold0", "alone", "ck-fold1", "ck-fold2"]
 
 
-def test_a_fresh_store_lists_the_reference_collections_one_row_each_and_opens_their_records(store, monkeypatch):
+def test_a_fresh_store_lists_the_reference_collections_one_row_each_and_opens_their_records(runs_root, monkeypatch):
     """A fresh clone: the user's runs (none here) and the committed collections, each one row until opened; a
     record shows its figures, curves and confusion matrix, and says it keeps no model and what re-makes it."""
     monkeypatch.delenv("FER_RESULTS_DIR")
@@ -270,10 +270,10 @@ def test_a_fresh_store_lists_the_reference_collections_one_row_each_and_opens_th
     assert len(curves["data"][0]["x"]) == len(record["history"])
 
 
-def test_misclassified_tab_by_true_and_predicted_class_paged(store, fer2013, default_run):
+def test_misclassified_tab_by_true_and_predicted_class_paged(runs_root, fer2013, default_run):
     """The default model's real mistakes on FER2013's PrivateTest (its run record, without the model file)."""
     import csv
-    copy_run(default_run, store, "default", keep_model=False)
+    copy_run(default_run, runs_root, "default", keep_model=False)
     with open(default_run / "predictions.csv", newline="") as f:
         wrong = [r for r in csv.DictReader(f) if r["true"] != r["predicted"]]
     fear_as_sad = [r for r in wrong if r["true"] == "fear" and r["predicted"] == "sad"]
@@ -291,10 +291,10 @@ def test_misclassified_tab_by_true_and_predicted_class_paged(store, fer2013, def
 
 
 # ---------------------------------------------------------------- Compare
-def test_compare_first_view_says_budgets_differ_and_labels_what_differs(store):
+def test_compare_first_view_says_budgets_differ_and_labels_what_differs(runs_root):
     from test_browse import make_run
-    make_run(store, "headline", created="2026-01-01", config={"max_train_seconds": 5400})
-    make_run(store, "quick", created="2026-01-02", config={"max_train_seconds": 150, "backbone": "vgg16"})
+    make_run(runs_root, "headline", created="2026-01-01", config={"max_train_seconds": 5400})
+    make_run(runs_root, "quick", created="2026-01-02", config={"max_train_seconds": 150, "backbone": "vgg16"})
     at = open_page("pages/compare.py")
     assert len(at.multiselect(key="compare_runs").value) == 2                # the first view, nothing chosen
     note = next(i.value for i in at.info if "training budgets" in i.value)
@@ -303,18 +303,18 @@ def test_compare_first_view_says_budgets_differ_and_labels_what_differs(store):
     assert {"Training budget (s)", "Backbone"} <= set(differs.columns) and "max_train_seconds" not in differs.columns
 
 
-def test_compare_page_compares_two_runs_and_a_kfold_summary(store, tiny_run):
-    a = copy_run(tiny_run, store, "with model")
-    b = copy_run(tiny_run, store, "reference", keep_model=False)     # like a run committed without model.keras
-    runstore.update_run(b, train_seconds=123.0)
-    ma = runstore.read_json(a / "metrics.json")
+def test_compare_page_compares_two_runs_and_a_kfold_summary(runs_root, tiny_run):
+    a = copy_run(tiny_run, runs_root, "with model")
+    b = copy_run(tiny_run, runs_root, "reference", keep_model=False)     # like a run committed without model.keras
+    store.update_run(b, train_seconds=123.0)
+    ma = store.read_json(a / "metrics.json")
     summary = {"group": "tiny-kfold", "backbone": "fer_vgg", "data": str(tiny_run), "folds": 2, "input_sizes": [40, 48],
                "mean_accuracy": ma["test"]["accuracy"], "std_accuracy": 0.0, "mean_val_accuracy": ma["val"]["accuracy"],
                "mean_macro_f1": ma["test"]["macro_f1"],
                "std_macro_f1": 0.0, "per_fold": [{"fold": i, "run": str(d), "test_accuracy": ma["test"]["accuracy"],
                                                   "macro_f1": ma["test"]["macro_f1"]} for i, d in enumerate((a, b))],
-               "created": runstore.now_iso()}
-    runstore.write_json_atomic(store / "kfold-tiny-kfold.json", summary)
+               "created": store.now_iso()}
+    store.write_json_atomic(runs_root / "kfold-tiny-kfold.json", summary)
 
     at = open_page("pages/compare.py")
     assert set(at.multiselect(key="compare_runs").value) <= {a.name, b.name}   # runs that learnt nothing are left out

@@ -23,7 +23,7 @@ from e2e_helpers import (
 )
 
 from fer_core.runs import archive, defaults
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 
 pytestmark = pytest.mark.browser
 
@@ -36,9 +36,9 @@ VISIBLE_TRACE_TYPES = """() => Array.from(document.querySelectorAll('.js-plotly-
 
 
 @contextlib.contextmanager
-def app_in_browser(store):
-    """A server on `store` and a browser page (1400x1600); checks the server outlived the test."""
-    with StreamlitServer(store) as server, playwright_sync.sync_playwright() as p:
+def app_in_browser(runs_root):
+    """A server on the run store `runs_root` and a browser page (1400x1600); checks the server outlived the test."""
+    with StreamlitServer(runs_root) as server, playwright_sync.sync_playwright() as p:
         browser = launch_chromium(p)
         try:
             yield server, browser.new_page(viewport={"width": 1400, "height": 1600})
@@ -74,15 +74,15 @@ def visible_chart_types(page, at_least: int) -> list[list[str]]:
 
 @pytest.fixture
 def e2e_store(tmp_path, tiny_run):
-    store = runs_dir_with(tmp_path / "runs", tiny_run)
-    damaged = store / "20200101-000000-damaged-0000"
+    runs_root = runs_dir_with(tmp_path / "runs", tiny_run)
+    damaged = runs_root / "20200101-000000-damaged-0000"
     damaged.mkdir()
     (damaged / "run.json").write_text("{broken")
-    return store
+    return runs_root
 
 
 def test_runs_page_draws_a_real_runs_curves_and_confusion_matrix(e2e_store, tiny_run):
-    metrics = runstore.read_json(tiny_run / "metrics.json")
+    metrics = store.read_json(tiny_run / "metrics.json")
     with app_in_browser(e2e_store) as (server, page):
         # a shared deep link as the server's very first request: it must open inside the app's own
         # navigation, not as a bare pages/ script whose sidebar lists every file in pages/
@@ -92,7 +92,7 @@ def test_runs_page_draws_a_real_runs_curves_and_confusion_matrix(e2e_store, tiny
         assert nav == ["Home", "photos", "video", "Webcam", "Train", "Runs", "Compare", "Dataset"], nav
         assert page.title() == "Emotion Studio"
         assert page.get_by_role("heading", name="tiny").count() >= 1      # the run chosen by ?run=
-        assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+        page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)   # drawn late on a busy machine
 
         open_tab(page, "Curves")
         curves = visible_chart_types(page, 1)
@@ -130,12 +130,12 @@ def committed_run_store(dst):
 def test_a_fresh_clone_shows_the_reference_runs_on_compare_and_runs(tmp_path):
     """The committed store (the headline models) and the committed reference collections (results/), as a fresh
     clone opens them: Compare has every k-fold group, Runs folds each collection into one row."""
-    store = committed_run_store(tmp_path)
-    default = store / defaults.DEFAULT_RUN_ID
+    runs_root = committed_run_store(tmp_path)
+    default = runs_root / defaults.DEFAULT_RUN_ID
     groups = [s["group"] for s in archive.kfold_summaries()]
     assert groups and (default / "model.keras").is_file()
-    default_name = runstore.read_json(default / "run.json")["name"]
-    with app_in_browser(store) as (server, page):
+    default_name = store.read_json(default / "run.json")["name"]
+    with app_in_browser(runs_root) as (server, page):
         settle(page, f"{server.url}/compare")
         assert_no_exception(page)
         # the default model is preselected first, then standalone runs, not the committed fold runs
@@ -152,9 +152,9 @@ def test_a_fresh_clone_shows_the_reference_runs_on_compare_and_runs(tmp_path):
         assert page.get_by_role("heading", name=default_name).count() >= 1
         caption = page.get_by_text(re.compile(r"^\d+ of \d+ runs in \d+ rows")).inner_text()
         rows = int(re.search(r"in (\d+) rows", caption)[1])
-        own = len([d for d in store.iterdir() if d.is_dir()])                # the headline models (and a run between
+        own = len([d for d in runs_root.iterdir() if d.is_dir()])      # the headline models (and a run between
         assert rows == own + len(archive.read_collections()) <= 20, caption   # sittings), one row per collection
         open_tab(page, "Confusion & per class")
         visible_chart_types(page, 2)
-        assert visible_heatmap_z(page) == runstore.read_json(default / "metrics.json")["test"]["confusion_matrix"]
+        assert visible_heatmap_z(page) == store.read_json(default / "metrics.json")["test"]["confusion_matrix"]
         screenshot(page, "runs")

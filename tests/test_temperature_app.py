@@ -17,7 +17,7 @@ from fer_core.data.images import read_image_file, to_gray
 from fer_core.model.temperature import apply_temperature
 from fer_core.report.calibrate import read_test_predictions
 from fer_core.report.calibration import nll, reliability_bins
-from fer_core.runs import store as runstore
+from fer_core.runs import store
 from fer_core.serve.recognizer import EmotionRecognizer
 
 pytestmark = pytest.mark.slow
@@ -43,10 +43,10 @@ def calibrated(tiny_run, tmp_path_factory):
 def test_calibrate_fits_on_the_validation_part_and_lowers_its_nll(calibrated, ckplus):
     run, r = calibrated
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().splitlines()[-1] == str(runstore.calibration_path(run))
+    assert r.stdout.strip().splitlines()[-1] == str(store.calibration_path(run))
     assert "temperature" in r.stdout and "validation NLL" in r.stdout and "logit adjustment tau" in r.stdout
-    cal = runstore.read_json(runstore.calibration_path(run))
-    val = runstore.read_json(runstore.split_path(run))["indices"]["val"]
+    cal = store.read_json(store.calibration_path(run))
+    val = store.read_json(store.split_path(run))["indices"]["val"]
     assert cal["fitted_on"]["num_faces"] == len(val) and cal["fitted_on"]["part"] == "val"
     assert cal["after"]["nll"] < cal["before"]["nll"] and cal["temperature"] != 1.0
 
@@ -61,7 +61,7 @@ def test_calibrate_fits_on_the_validation_part_and_lowers_its_nll(calibrated, ck
 
 def test_evaluate_json_gives_ece_before_and_after(calibrated):
     run, _ = calibrated
-    cal = runstore.read_json(runstore.calibration_path(run))
+    cal = store.read_json(store.calibration_path(run))
     r = run_cli("evaluate", run, "--split", "val", "--json", timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     figures = json.loads(r.stdout)["calibration"]
@@ -96,7 +96,7 @@ def test_shown_probabilities_change_with_a_calibration_file_and_only_then(defaul
         before[rec.engine] = (emotions, probs, faces)
     plain = run_cli("predict", "--run", run, photos / PHOTO, "--json", timeout=300)
 
-    runstore.write_json_atomic(runstore.calibration_path(run), {"temperature": 2.0})
+    store.write_json_atomic(store.calibration_path(run), {"temperature": 2.0})
     for tflite in (True, False):
         rec = EmotionRecognizer.from_run(run, prefer_tflite=tflite)
         emotions, probs = _face_probs(rec, image)
@@ -107,7 +107,7 @@ def test_shown_probabilities_change_with_a_calibration_file_and_only_then(defaul
         np.testing.assert_allclose(rec.classify(faces), apply_temperature(rec.predict_fn(faces), 2.0), atol=1e-6)
     assert set(before) == {"litert", "keras"}
     shift = [5.0 if c == "disgust" else 0.0 for c in rec.class_names]       # a logit adjustment changes answers
-    runstore.write_json_atomic(runstore.calibration_path(run), {"temperature": 2.0,
+    store.write_json_atomic(store.calibration_path(run), {"temperature": 2.0,
                                                                 "logit_adjustment": {"tau": 1, "shift": shift}})
     adjusted = EmotionRecognizer.from_run(run, prefer_tflite=False)
     _, old_probs, faces = before["keras"]
@@ -115,7 +115,7 @@ def test_shown_probabilities_change_with_a_calibration_file_and_only_then(defaul
                                atol=1e-6)
     d = adjusted.class_names.index("disgust")
     assert (_face_probs(adjusted, image)[1][:, d] > 5 * apply_temperature(old_probs, 2.0)[:, d]).all()   # e^(5/2)
-    runstore.write_json_atomic(runstore.calibration_path(run), {"temperature": 2.0})
+    store.write_json_atomic(store.calibration_path(run), {"temperature": 2.0})
     scaled = run_cli("predict", "--run", run, photos / PHOTO, "--json", timeout=300)
     assert plain.returncode == 0 and scaled.returncode == 0, scaled.stderr[-2000:]
     conf = lambda r: [f["confidence"] for f in json.loads(r.stdout)[0]["faces"]]   # noqa: E731
@@ -124,12 +124,12 @@ def test_shown_probabilities_change_with_a_calibration_file_and_only_then(defaul
 
 
 def test_runs_page_shows_the_reliability_diagram_and_ece(default_run, tmp_path, monkeypatch):
-    store = tmp_path / "runs"
-    calibrated = copy_run(default_run, store / "calibrated", keep_model=False)
-    shutil.copy(runstore.calibration_path(default_run), runstore.calibration_path(calibrated))
-    plain = copy_run(default_run, store / "plain", keep_model=False)
-    runstore.rename_run(plain, "plain copy")
-    monkeypatch.setenv("FER_RUNS_DIR", str(store))
+    runs_root = tmp_path / "runs"
+    calibrated = copy_run(default_run, runs_root / "calibrated", keep_model=False)
+    shutil.copy(store.calibration_path(default_run), store.calibration_path(calibrated))
+    plain = copy_run(default_run, runs_root / "plain", keep_model=False)
+    store.rename_run(plain, "plain copy")
+    monkeypatch.setenv("FER_RUNS_DIR", str(runs_root))
     at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=180)
     at.run()
     at.switch_page("pages/runs.py")
@@ -137,7 +137,7 @@ def test_runs_page_shows_the_reliability_diagram_and_ece(default_run, tmp_path, 
     at.selectbox(key="run_pick").set_value("calibrated").run()
     assert not at.exception, [e.value for e in at.exception]
 
-    t, shift = runstore.read_temperature(calibrated), runstore.read_class_shift(calibrated)
+    t, shift = store.read_temperature(calibrated), store.read_class_shift(calibrated)
     probs, y = read_test_predictions(calibrated)
     chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                  if any(d.get("name") == "share right" for d in json.loads(c.proto.spec)["data"]))
