@@ -115,7 +115,7 @@ def kfold() -> None:
 
 
 st.title("Compare runs")
-all_runs = store.list_runs(runs_dir()) + archive.archived_runs()
+all_runs = archive.beside(store.list_runs(runs_dir()))
 chosen = choose_runs(all_runs)
 if chosen:
     st.subheader("Backbone comparison")

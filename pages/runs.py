@@ -323,7 +323,7 @@ own_runs = store.list_runs(root)
 if not own_runs:
     st.info(f"No runs of your own yet in {root}: train one on the Train page. The reference collections below "
             "are the committed records behind the README's tables.")
-all_runs = own_runs + archive.archived_runs()
+all_runs = archive.beside(own_runs)
 if not all_runs:
     st.stop()
 

@@ -36,9 +36,8 @@ def test_presets_are_valid_configs_and_say_what_they_reached(tmp_path, monkeypat
     assert f["accuracy"] == 0.896 and f["minutes"] == 2
     assert presets.figures(presets.PRESETS["small"][1], tmp_path)["accuracy"] is None   # not measured here
     monkeypatch.delenv("FER_RESULTS_DIR")                        # the committed reference collections quote it
-    committed = next((s for s in archive.kfold_summaries() if s["group"] == "ck-transfer-ferplus"), None)
-    if committed:
-        f = presets.figures(presets.PRESETS["small"][1], tmp_path)
-        assert f["accuracy"] == committed["mean_accuracy"] and f["source"] == "ck-transfer-ferplus"
-        assert f["precision"] == "mixed_bfloat16"
+    committed = next(s for s in archive.kfold_summaries() if s["group"] == "ck-transfer-ferplus")
+    f = presets.figures(presets.PRESETS["small"][1], tmp_path)
+    assert f["accuracy"] == committed["mean_accuracy"] and f["source"] == "ck-transfer-ferplus"
+    assert f["precision"] == "mixed_bfloat16"
     assert presets.kind_of(25_000) == "large" and presets.kind_of(800) == "small"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -212,9 +213,23 @@ def test_a_queued_run_starts_when_its_slot_frees_with_no_app_and_no_page_open(tm
 def test_a_finished_training_is_not_left_defunct(tmp_path, ckplus):
     """The app that launched a training reaps it when it ends, not when the next one starts."""
     run_dir = queue.enqueue(tmp_path, tiny_cfg(ckplus))
-    queue.start_queued(tmp_path, 1)
-    pid = store.read_json(store.run_json_path(run_dir))["pid"]
+    [launched] = queue.start_queued(tmp_path, 1)
+    pid = store.read_json(launched / store.LAUNCH)["pid"]          # the launcher's record of its child
+    assert isinstance(pid, int) and Path(f"/proc/{pid}").exists()
     wait_for(lambda: store.read_json(store.run_json_path(run_dir), {}).get("status") != "running", 300,
              "the training to end")
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, f"process {pid} to be reaped (not left <defunct>)")
     assert store.read_json(store.run_json_path(run_dir))["status"] == "completed", queue.log_tail(run_dir)
+
+
+def test_the_keeper_is_seen_by_the_process_its_lock_names_and_leaves_when_nothing_waits(tmp_path):
+    """Asking whether a keeper lives never takes its lock (a keeper starting then would think it had a rival); a
+    keeper with nothing to do exits at once and no longer counts as alive; a dead keeper's file counts as none."""
+    from fer_core.runs import keeper
+    (tmp_path / keeper.KEEPER_LOCK).write_text("999999999\n")          # a pid no process has
+    assert not keeper.keeper_alive(tmp_path)
+    (tmp_path / keeper.KEEPER_LOCK).write_text(f"{os.getpid()}\n")     # a living process named: alive
+    assert keeper.keeper_alive(tmp_path)
+    started = time.monotonic()
+    assert keeper.keep(tmp_path, interval=0.1, log=lambda msg: None) == 0 and time.monotonic() - started < 5
+    assert not keeper.keeper_alive(tmp_path) and not keeper.ensure_keeper(tmp_path)   # nothing queued: none

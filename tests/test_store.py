@@ -175,8 +175,21 @@ def test_the_app_asks_through_files_of_its_own_and_never_rewrites_run_json(tmp_p
     queue.queue_resume(d)
     assert (store.read_run(d)["name"], store.read_run(d)["status"]) == ("kept for later", "queued")
     assert queue.active_jobs(tmp_path)["queued"] == [d]
+    assert queue.progress(d)["status"] == "queued" and queue.progress(d)["name"] == "kept for later"   # Train card
     assert queue.cancel(d) == "cancelled" and store.read_run(d)["status"] == "cancelled"
     assert (d / "run.json").read_bytes() == before
+
+
+def test_damaged_request_files_count_as_none(tmp_path):
+    """A name.json or calibration.json another program wrote: the listing and the model read as if absent."""
+    d = store.create_run_dir(tmp_path, "odd")
+    store.update_run(d, status="completed", name="odd")
+    for bad in ("[1]", '"x"', '{"name": 5}', '{"name": "   "}', "{not json"):
+        store.name_path(d).write_text(bad)
+        assert store.read_run(d)["name"] == "odd" and store.list_runs(tmp_path)[0]["name"] == "odd"
+    for shift in ("[1.0, Infinity]", "[NaN, 0.0]", "[true, 0.0]"):
+        store.calibration_path(d).write_text('{"temperature": 1.2, "logit_adjustment": {"shift": %s}}' % shift)
+        assert store.read_class_shift(d) is None
 
 
 # ---------------------------------------------------------------- history.csv, read by column name

@@ -19,7 +19,7 @@ def cancelled_note(run: dict) -> str:
     best = (run.get("info") or {}).get("best_epoch")
     kept = f"the best model so far (epoch {best})" if run.get("has_model") and best else (
         "the best model so far" if run.get("has_model") else "no best model")
-    resumable = store.last_model_path(run["path"]).is_file()
+    resumable = bool(run.get("path")) and store.last_model_path(run["path"]).is_file()
     return (f"stopped on request after epoch {done}; {kept} is kept"
             + ("; Resume continues from its last checkpoint" if resumable else ""))
 

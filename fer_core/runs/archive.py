@@ -96,6 +96,13 @@ def archived_runs(folder=None) -> list[dict]:
     return out
 
 
+def beside(own_runs: list[dict], folder=None) -> list[dict]:
+    """The run store's runs, then the collections' records whose ids the store does not hold: a reference run
+    still in the store (the reference scripts leave their folders there) is listed once, as the run it is."""
+    ids = {r["id"] for r in own_runs}
+    return own_runs + [r for r in archived_runs(folder) if r["id"] not in ids]
+
+
 def kfold_summaries(folder=None) -> list[dict]:
     """The k-fold groups' summaries, as kfold-<name>.json holds them."""
     return [{**doc["summary"], "file": f"{doc['collection']}.json"} for doc in read_collections(folder)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from fer_core.runs import queue
+from fer_core.runs import queue, store
 from fer_core.runs.defaults import REPO_ROOT
 
 KEEPER_LOCK = ".queue-keeper.lock"   # held (flock) by the living keeper; the kernel lets go when it dies
@@ -29,42 +30,61 @@ KEEPER_LOG = ".queue-keeper.log"
 INTERVAL_SECONDS = 5.0
 
 
-def _try_lock(runs_dir: Path):
-    """The store's keeper lock, held by the returned file, or None when a living keeper holds it."""
+def _try_lock(runs_dir: Path, wait: float = 0.0):
+    """The store's keeper lock, held by the returned file (which then names this process), or None when a living
+    keeper holds it (after trying for `wait` seconds)."""
     runs_dir.mkdir(parents=True, exist_ok=True)
-    f = open(runs_dir / KEEPER_LOCK, "a")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        return None
+    f = open(runs_dir / KEEPER_LOCK, "a+")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                f.close()
+                return None
+            time.sleep(0.05)
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
     return f
 
 
 def keeper_alive(runs_dir) -> bool:
-    lock = _try_lock(Path(runs_dir))
-    if lock is None:
-        return True
-    lock.close()
-    return False
+    """Whether a keeper keeps the store: the process the lock file names is alive. Read, never locked, so asking
+    cannot make a keeper that is starting at that moment believe another one has the store."""
+    try:
+        pid = int((Path(runs_dir) / KEEPER_LOCK).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return store.process_alive(pid)
 
 
 def keep(runs_dir, interval: float = INTERVAL_SECONDS, log=print) -> int:
     """Starts queued runs as slots free up, until none waits; returns at once when another keeper has the store."""
     runs_dir = Path(runs_dir)
-    lock = _try_lock(runs_dir)
-    if lock is None:
-        return 0
-    with lock:
-        while True:
-            try:
-                for run_dir in queue.start_queued(runs_dir):
-                    log(f"queue keeper: started {run_dir.name}")
-                if not queue.active_jobs(runs_dir)["queued"]:
-                    return 0
-            except Exception as e:   # a damaged run folder must not stop the keeper for good
-                log(f"queue keeper: could not check the queue ({type(e).__name__}: {e})")
-            time.sleep(interval)
+    lock = _try_lock(runs_dir, wait=1.0)
+    while lock is not None:
+        with lock:
+            _keep_while_queued(runs_dir, interval, log)
+            lock.truncate(0)            # no longer alive for keeper_alive, before the lock is let go
+        # a run queued between the last look and letting go found the lock taken and launched no keeper: look
+        # once more, now that a new one could start
+        lock = _try_lock(runs_dir) if queue.active_jobs(runs_dir)["queued"] else None
+    return 0
+
+
+def _keep_while_queued(runs_dir: Path, interval: float, log) -> None:
+    while True:
+        try:
+            for run_dir in queue.start_queued(runs_dir):
+                log(f"queue keeper: started {run_dir.name}")
+            if not queue.active_jobs(runs_dir)["queued"]:
+                return
+        except Exception as e:   # a damaged run folder must not stop the keeper for good
+            log(f"queue keeper: could not check the queue ({type(e).__name__}: {e})")
+        time.sleep(interval)
 
 
 def ensure_keeper(runs_dir) -> bool:

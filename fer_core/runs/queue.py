@@ -147,15 +147,17 @@ def launch(run_dir) -> int:
     stdout is dropped because the training loop already writes every log line to train.log itself.
     """
     run_dir = Path(run_dir)
-    resume = store.resume_requested(run_dir) is not None
-    # `run` reads the config from run.json; whether to resume is decided here (the request is used up below)
+    info = store.read_json(store.run_json_path(run_dir), {}) or {}
+    # `run` reads the config from run.json; whether to resume is decided here (the request is used up below;
+    # stores of older versions flagged it in run.json)
+    resume = store.resume_requested(run_dir) is not None or bool(info.get("resume_requested"))
     args = [sys.executable, "-m", "fer_core", "run", str(run_dir), *(["--resume"] if resume else [])]
     # Counted as running from now on, written before the child exists (so run.json has one writer at a time):
     # the child takes a few seconds to import TensorFlow before it writes its own pid and heartbeat, and must not
     # be launched a second time meanwhile. Until then its fresh heartbeat says it lives.
     store.clear_launch(run_dir)                 # an earlier launch's pid must not stand for this one
     store.update_run(run_dir, status="running", pid=None, host=socket.gethostname(), launched=store.now_iso(),
-                     heartbeat=store.now_iso(), heartbeat_unix=time.time(), error=None)
+                     heartbeat=store.now_iso(), heartbeat_unix=time.time(), error=None, resume_requested=None)
     store.clear_resume(run_dir)
     # `python -m` in the repository root finds fer_core there (the folder it runs in is on its path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", _CHAIN_ENV: str(run_dir.parent)}
@@ -177,11 +179,12 @@ def can_resume(run: dict) -> bool:
 def queue_resume(run_dir) -> None:
     """Back into the queue, to continue from its last checkpoint (the queue's cap still applies)."""
     run_dir = Path(run_dir)
-    if not can_resume({**store.read_run(run_dir), "path": str(run_dir)}):
-        raise store.RunStoreError(f"{run_dir.name} cannot be resumed: only a failed or cancelled run "
-                                     "with a checkpoint (last.keras) can.")
-    store.clear_cancel(run_dir)
-    store.request_resume(run_dir)     # a request beside run.json, which stays as the training left it
+    with _queue_lock(run_dir.parent):     # not between another caller's check and its launch
+        if not can_resume({**store.read_run(run_dir), "path": str(run_dir)}):
+            raise store.RunStoreError(f"{run_dir.name} cannot be resumed: only a failed or cancelled run "
+                                      "with a checkpoint (last.keras) can.")
+        store.clear_cancel(run_dir)
+        store.request_resume(run_dir)     # a request beside run.json, which stays as the training left it
 
 
 def start_queued(runs_dir, max_running: int | None = None) -> list[Path]:
@@ -255,8 +258,8 @@ def progress(run_dir) -> dict:
     total = p.get("epochs") or (cfg.get("epochs", 0) + (cfg.get("fine_tune_epochs", 0)
                                                         if cfg.get("fine_tune_layers") else 0))
     return {
-        "status": store.effective_status(info) if info else "damaged",
-        "name": info.get("name") or run_dir.name,
+        "status": store.shown_status(run_dir, info),
+        "name": store.given_name(run_dir) or info.get("name") or run_dir.name,
         "epoch": p.get("epoch") or (len(history) + 1 if info.get("status") == "running" else len(history)),
         "epochs": total,
         "epochs_done": len(history),

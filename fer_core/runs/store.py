@@ -28,6 +28,7 @@ import datetime as _dt
 import fcntl
 import io
 import json
+import math
 import os
 import re
 import secrets
@@ -217,7 +218,8 @@ def read_class_shift(run_dir) -> list[float] | None:
     """The run's logit adjustment (per-class offsets added before its temperature), or None without one."""
     adjustment = (read_json(calibration_path(run_dir), {}) or {}).get("logit_adjustment") or {}
     shift = adjustment.get("shift") if isinstance(adjustment, dict) else None
-    ok = isinstance(shift, list) and shift and all(isinstance(v, (int, float)) for v in shift)
+    ok = isinstance(shift, list) and shift and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in shift)
     return [float(v) for v in shift] if ok else None
 
 
@@ -408,15 +410,28 @@ def read_run(run_dir) -> dict:
     metrics = read_json(metrics_path(run_dir), default=None)
     if metrics is None and metrics_path(run_dir).exists():
         problems.append("metrics.json is damaged")
-    status = effective_status(with_launch(run_dir, info)) if info else "damaged"
-    if status in ("failed", "cancelled") and resume_requested(run_dir) is not None:
-        status = "queued"                          # the app asked to resume it; the queue has not launched it yet
+    status = shown_status(run_dir, info)
     if status == "failed" and info.get("status") == "running":
         info.setdefault("error", "the training process stopped without finishing (it was killed, or its machine "
                                  "stopped); Resume continues from its last checkpoint")
-    renamed = (read_json(name_path(run_dir), {}) or {}).get("name")
-    return run_record(run_dir.name, str(run_dir), info, metrics, status=status, name=renamed,
+    return run_record(run_dir.name, str(run_dir), info, metrics, status=status, name=given_name(run_dir),
                       has_model=model_path(run_dir).exists(), problems=problems)
+
+
+def shown_status(run_dir, info: dict) -> str:
+    """The status the pages show: run.json's, judged with the launcher's pid while the launched process has not
+    written its own, and 'queued' while a resume the app asked for waits for the queue."""
+    status = effective_status(with_launch(run_dir, info)) if info else "damaged"
+    if status in ("failed", "cancelled") and resume_requested(run_dir) is not None:
+        status = "queued"
+    return status
+
+
+def given_name(run_dir) -> str | None:
+    """The name given on the Runs page (name.json), or None; a damaged file counts as none."""
+    record = read_json(name_path(run_dir), {})
+    name = record.get("name") if isinstance(record, dict) else None
+    return name.strip()[:120] or None if isinstance(name, str) else None
 
 
 def run_record(run_id: str, path: str | None, info: dict, metrics: dict | None, *, status: str,
