@@ -13,13 +13,14 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 import time
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED, need
+from conftest import REPO, SHARED, need
 from e2e_helpers import StreamlitServer, assert_no_exception, launch_chromium, open_page, runs_dir_with, screenshot
 
 from fer_core.profiles.capture import capture_order
@@ -74,7 +75,18 @@ def frames(classes):
 
 @pytest.fixture(scope="module")
 def profiles_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("profiles")
+    """The app's own profiles/ folder where this checkout has none (CI's clean clone), removed afterwards, so the
+    screenshot shows the storage note a user reads rather than a temporary path; else a temporary folder (a
+    developer's own profiles are never touched)."""
+    own = REPO / "profiles"
+    if own.exists():
+        yield tmp_path_factory.mktemp("profiles")
+        return
+    own.mkdir()
+    try:
+        yield own
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
