@@ -222,8 +222,9 @@ def backbone_tables(summaries: dict, runs: dict) -> str:
 
 def collect(runs_dir, results_dir=None) -> list[Path]:
     """Packs a run store's reference runs into results/ collections: each k-fold group (its summary and its
-    folds' runs), each backbone comparison (runs named PREFIX-bb-BACKBONE outside a k-fold), and the FER2013
-    runs tried for the default other than the headline itself, which stays in runs/ with its model."""
+    folds' runs, exactly), each backbone comparison (runs named PREFIX-bb-BACKBONE outside a k-fold), and the
+    FER2013 runs tried for the default other than the headline itself, which stays in runs/ with its model; the
+    last two are merged into what the collection already holds, so one new run joins its earlier records."""
     runs_dir, written = Path(runs_dir), []
     for s in kfold_summaries(runs_dir):
         names = [Path(str(m)).name for f in s["per_fold"] for m in (f.get("members") or [f.get("run")]) if m]
@@ -238,10 +239,10 @@ def collect(runs_dir, results_dir=None) -> list[Path]:
             comparisons.setdefault(m["prefix"], []).append(d)
     for prefix, dirs in comparisons.items():
         written.append(archive.write_collection(f"{prefix}-bb", "backbones", f"backbone comparison {prefix}", dirs,
-                                                folder=results_dir))
+                                                folder=results_dir, merge=True))
     tried = [runs_dir / i for i in FER2013_CANDIDATE_RUN_IDS
              if i != FER2013_RUN_ID and store.run_json_path(runs_dir / i).is_file()]
     if tried:
         written.append(archive.write_collection("fer2013-candidates", "runs", "FER2013 runs tried for the default",
-                                                tried, folder=results_dir))
+                                                tried, folder=results_dir, merge=True))
     return written

@@ -49,12 +49,19 @@ def pack_run(run_dir) -> dict:
 
 
 def write_collection(name: str, kind: str, title: str, run_dirs, summary: dict | None = None,
-                     folder=None) -> Path:
-    """results/<name>.json from run folders, one line per run (a re-made run changes its own line in a diff)."""
+                     folder=None, merge: bool = False) -> Path:
+    """results/<name>.json from run folders, one line per run (a re-made run changes its own line in a diff).
+    merge: the collection's other records stay (a run added to the FER2013 candidates, whose earlier runs are
+    records only); without it the collection is exactly these runs (a k-fold group is its folds)."""
     assert kind in KINDS, kind
     head = {"format": FORMAT, "collection": name, "kind": kind, "title": title, "made_by": made_by(name),
             "summary": summary}
-    runs = [json.dumps(pack_run(d), default=store._json_default) for d in run_dirs]
+    packed = [pack_run(d) for d in run_dirs]
+    if merge:
+        ids = {r["id"] for r in packed}
+        old = next((d for d in read_collections(folder) if d.get("collection") == name), {"runs": []})
+        packed = [r for r in old["runs"] if r.get("id") not in ids] + packed
+    runs = [json.dumps(r, default=store._json_default) for r in sorted(packed, key=lambda r: r["id"])]
     text = json.dumps(head, indent=1, default=store._json_default)[:-2] + ',\n "runs": [\n  '
     text += ",\n  ".join(runs) + "\n ]\n}\n"
     path = Path(folder or results_dir()) / f"{name}.json"
