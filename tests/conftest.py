@@ -16,6 +16,9 @@ CKPLUS = SHARED / "ckplus" / "CK+48"
 PHOTOS = SHARED / "photos"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# No queue keeper process behind the tests' backs: a run a test leaves queued in a temporary store must not start
+# training later in the suite. The keeper's own tests turn it on (tests/test_queue.py).
+os.environ["FER_QUEUE_KEEPER"] = "off"
 
 # Every test file declares one of three markers (`pytestmark = pytest.mark.unit` at its top), so a developer can
 # run the fast part alone:

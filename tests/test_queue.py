@@ -184,11 +184,12 @@ def test_a_cancelled_run_resumes_from_its_checkpoint_through_the_queue(tmp_path,
     assert not queue.can_resume(store.read_run(run_dir))
 
 
-def test_a_queued_run_starts_when_its_slot_frees_with_no_app_and_no_page_open(tmp_path, ckplus):
+def test_a_queued_run_starts_when_its_slot_frees_with_no_app_and_no_page_open(tmp_path, ckplus, monkeypatch):
     """After an app restart nobody needs to open a page: queuing the run launched a keeper process (this test
     never calls start_queued and runs no app), which starts it once the busy slot frees, then exits."""
     from fer_core.runs import keeper
     from fer_core.train.submit import queue_training
+    monkeypatch.setenv("FER_QUEUE_KEEPER", "on")
     busy_pid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     busy = tmp_path / "20200101-000000-busy-0000"
     busy.mkdir()

@@ -89,8 +89,11 @@ def _keep_while_queued(runs_dir: Path, interval: float, log) -> None:
 
 def ensure_keeper(runs_dir) -> bool:
     """Launches a keeper for the store when runs wait in its queue and none keeps it; True when one was launched.
-    Two callers at once may launch two: the second finds the lock taken and exits."""
+    Two callers at once may launch two: the second finds the lock taken and exits. FER_QUEUE_KEEPER=off launches
+    none (the test suite, whose temporary stores must not start trainings behind its back)."""
     runs_dir = Path(runs_dir)
+    if os.environ.get("FER_QUEUE_KEEPER", "on") == "off":
+        return False
     if not runs_dir.is_dir() or keeper_alive(runs_dir) or not queue.active_jobs(runs_dir)["queued"]:
         return False
     with open(runs_dir / KEEPER_LOG, "ab") as log:
