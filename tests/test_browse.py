@@ -142,10 +142,10 @@ def test_the_run_listing_sees_changes_and_does_not_reread_an_unchanged_store(tmp
     store.rename_run(d, "renamed")                                      # an atomic write into the folder
     assert [r["name"] for r in store.list_runs(tmp_path)] == ["renamed"] and len(reads) == 1
     info = store.read_json(d / "run.json")
-    (d / "run.json").write_text(__import__("json").dumps({**info, "name": "edited in place"}))
-    assert store.list_runs(tmp_path)[0]["name"] == "edited in place"
+    (d / "run.json").write_text(__import__("json").dumps({**info, "epochs_done": 7}))   # edited in place
+    assert store.list_runs(tmp_path)[0]["epochs_done"] == 7
     make_run(tmp_path, "second", created="2026-01-02")
-    assert [r["name"] for r in store.list_runs(tmp_path)] == ["second", "edited in place"]
+    assert [r["name"] for r in store.list_runs(tmp_path)] == ["second", "renamed"]
 
 
 def test_compare_says_when_training_budgets_differ_in_words(tmp_path):
