@@ -12,7 +12,8 @@ from conftest import REPO, SHARED, need, run_cli
 
 from fer_core.report import compare, results
 from fer_core.runs import archive, queue, store
-from fer_core.runs.defaults import DEFAULT_RUN, FER2013_CANDIDATE_RUN_IDS, FER2013_RUN_ID, FERPLUS_RUN_ID
+from fer_core.runs.defaults import (DEFAULT_RUN, FER2013_CANDIDATE_RUN_IDS, FER2013_RUN_ID, FERPLUS_RUN_ID,
+                                   HEADLINE_MARGIN)
 
 pytestmark = pytest.mark.slow
 
@@ -141,9 +142,10 @@ def test_results_command_prints_the_readme_tables_from_the_committed_records():
 
 
 def test_the_fer2013_headline_is_the_candidate_with_the_best_publictest_accuracy():
-    """The selection rule the README states: validation (PublicTest) decides, never PrivateTest."""
+    """The selection rule the README states: validation (PublicTest) decides, never PrivateTest; a candidate
+    replaces the headline only when it leads by the stated margin (a smaller lead is noise)."""
     runs = results.all_runs(RUNS, archive.RESULTS_DIR)
     if not all(r in runs for r in FER2013_CANDIDATE_RUN_IDS):
         pytest.skip("the FER2013 candidate runs are not all in this checkout")
     val = {r: runs[r]["metrics"]["val"]["accuracy"] for r in FER2013_CANDIDATE_RUN_IDS}
-    assert max(val, key=val.get) == FER2013_RUN_ID, val
+    assert all(v < val[FER2013_RUN_ID] + HEADLINE_MARGIN for r, v in val.items()), val
