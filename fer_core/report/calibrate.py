@@ -2,7 +2,7 @@
 up the emotions training saw rarely, then a temperature; and read back what the Runs page shows: the reliability
 of the run's test answers before and after them.
 
-The adjustment's tau is chosen by a rule fixed before any figure was seen: the best validation macro F1 among the
+The adjustment's tau is chosen by a rule on validation figures only: the best validation macro F1 among the
 taus whose validation accuracy stays within a point of the unadjusted model's (0 when none beats it). It lifts
 disgust and fear, which a model trained on FER2013's proportions learns to answer rarely, at little cost to
 accuracy; the temperature is then fitted on the adjusted answers.
