@@ -11,7 +11,6 @@ import functools
 import hashlib
 import math
 import operator
-import os
 import re
 
 import numpy as np
@@ -48,11 +47,7 @@ def best_and_last(run: dict) -> dict:
     history.csv version: the Runs page asks for every run on every rerun."""
     if not run.get("path"):     # a reference record carries its epochs
         return _best_and_last_of(store.run_history(run))
-    try:
-        stamp = os.stat(store.history_path(run["path"])).st_mtime_ns
-    except OSError:
-        stamp = None
-    return dict(_best_and_last(str(run["path"]), stamp))
+    return dict(_best_and_last(str(run["path"]), store.files_stamp(store.history_path(run["path"]))))
 
 
 @functools.lru_cache(maxsize=4096)

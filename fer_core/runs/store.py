@@ -477,14 +477,7 @@ _STAMPED = (RUN_JSON, METRICS, HISTORY, MODEL, NAME, RESUME)
 def _stamp(run_dir: Path) -> tuple:
     """Modification times (and sizes) of the folder and of the files a listing shows: an atomic write renames
     into the folder (its time changes), an in-place edit changes the file's own time and usually its size."""
-    out = []
-    for p in (run_dir, *(run_dir / f for f in _STAMPED)):
-        try:
-            st = os.stat(p)
-            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            out.append(None)
-    return tuple(out)
+    return files_stamp(run_dir, *(run_dir / f for f in _STAMPED))
 
 
 def _read_run_cached(run_dir: Path) -> dict:
