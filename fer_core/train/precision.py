@@ -5,16 +5,23 @@ On a CPU without bf16 instructions (every AVX2-only CPU, AVX-512 without AVX512-
 policy emulates each bf16 operation and a training step is many times slower than in float32; with
 AVX512-BF16 or AMX it is faster. The CPU says which it has in its instruction flags (/proc/cpuinfo on
 Linux). Accelerators: TPUs compute bf16 natively; NVIDIA GPUs from compute capability 8 (Ampere) on.
+oneDNN (TensorFlow's CPU kernels) can be told to use less than the CPU has (ONEDNN_MAX_CPU_ISA=AVX2, as
+people do to reproduce another machine's numbers); a cap below its bf16 level takes the bf16 instructions away,
+so `auto` honours it.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) that still include native bf16 kernels; any other cap excludes them
+BF16_ISA_CAPS = ("AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX",
+                 "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT")
 POLICIES = ("float32", "mixed_bfloat16")
 
 
@@ -81,9 +88,15 @@ def accelerator() -> tuple[str, bool] | None:
     return None
 
 
+def isa_cap(environ=None) -> str | None:
+    """oneDNN's CPU instruction cap where one is set below native bf16 (e.g. "AVX2"); None: no such cap."""
+    cap = (os.environ if environ is None else environ).get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    return cap if cap and cap not in BF16_ISA_CAPS else None
+
+
 def choose(requested: str, flags: set[str] | None = None, device: tuple[str, bool] | None | str = "ask",
-           cpu: str | None = None) -> Choice:
-    """The policy for `requested`; flags and device (None = no accelerator) can be given, as tests do."""
+           cpu: str | None = None, environ=None) -> Choice:
+    """The policy for `requested`; flags, device (None = no accelerator) and environ can be given, as tests do."""
     if device == "ask":
         device = accelerator()
     if requested in POLICIES:
@@ -97,6 +110,9 @@ def choose(requested: str, flags: set[str] | None = None, device: tuple[str, boo
     flags = cpu_flags() if flags is None else flags
     have = [f for f in BF16_CPU_FLAGS if f in flags]
     cpu = cpu or cpu_name()
+    if have and isa_cap(environ):
+        return Choice(requested, "float32", f"auto: float32, this CPU has bf16 instructions but "
+                      f"ONEDNN_MAX_CPU_ISA={isa_cap(environ)} keeps TensorFlow from using them", cpu)
     if have:
         return Choice(requested, "mixed_bfloat16",
                       f"auto: mixed_bfloat16, this CPU has bf16 instructions ({', '.join(have)})", cpu)
