@@ -107,21 +107,29 @@ def apply_preset(preset) -> None:
             st.session_state[k(name)] = value
 
 
-def preset_panel(num_train: int) -> None:
-    """Presets for this dataset's size, each with what it took and reached here (from the run store)."""
+def preset_panel(summary: dict) -> None:
+    """Presets for this dataset's size, each with what it takes here and what it reached (from the run store).
+    A recipe counted in epochs is timed on this machine (a few training steps, once per app process)."""
+    from fer_core.data.splits import training_faces
     from fer_core.train import presets
     from fer_core.train.precision import choose
-    choices_here = presets.PRESETS[presets.kind_of(num_train)]
+    num_train = training_faces(summary)
+    choices_here = presets.PRESETS[presets.kind_of(summary["split_totals"].get("train") or summary["num_samples"])]
     st.markdown("**Presets** (fill the form below; every field stays editable)")
     for col, preset in zip(st.columns(len(choices_here)), choices_here):
         f = presets.figures(preset, runs_dir())
         used = choose(preset.options.get("precision", "auto")).used
-        took = f"~{f['minutes']:.0f} min" if f.get("minutes") else "time not measured"
+        budget = bool(preset.options.get("max_train_seconds"))
+        here = None
+        if not budget:
+            with st.spinner(f"Timing a few training steps of {preset.name} on this machine..."):
+                here = presets.minutes_here(preset, num_train, used)
+        minutes = here or f.get("minutes")
+        took = f"~{max(1, round(minutes))} min" if minutes else "time not measured"
         got = f"{f['accuracy']:.1%} {f['measure']}" if f.get("accuracy") is not None else "accuracy not measured here"
         col.button(preset.name, key=f"preset_{preset.name}", on_click=apply_preset, args=(preset,),
                    help=f"{preset.what}; from {f['source']}", use_container_width=True)
-        col.caption(f"{preset.what}: {took}, {got}; "
-                    + presets.timing_note(f, used, bool(preset.options.get("max_train_seconds"))))
+        col.caption(f"{preset.what}: {took}, {got}; " + presets.timing_note(f, used, budget, here is not None))
 
 
 def weights_choice(backbone: str) -> str | None:
@@ -198,11 +206,14 @@ def more_options() -> None:
 def config_form() -> TrainConfig | None:
     """All the options; returns the config, or None when the dataset cannot be used."""
     init_form_state()
+    from fer_core.train.precision import choose
+    from fer_core.train.presets import start_timing
+    start_timing(choose("auto").used)      # in the background: the answer is usually in by the time data is read
     default_data = SHARED_DATA / "ckplus" / "CK+48"
     data = st.text_input("Dataset path", value=str(default_data) if default_data.exists() else "", key="data")
     summary = show_summary(data)
     if summary:
-        preset_panel(summary["split_totals"].get("train") or summary["num_samples"])
+        preset_panel(summary)
     main = main_options(*st.columns(2))
     more_options()
     name = st.text_input("Run name (optional)", placeholder=f"{main['backbone']}-{Path(data).name}")

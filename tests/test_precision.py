@@ -42,6 +42,17 @@ def test_auto_uses_bfloat16_only_with_bf16_instructions(cpuinfo, used):
         assert any(f in c.reason for f in precision.BF16_CPU_FLAGS)
 
 
+@pytest.mark.parametrize("cap, used", [("AVX2", "float32"), ("avx512_core", "float32"), ("AVX512_CORE_BF16",
+                                        "mixed_bfloat16"), ("", "mixed_bfloat16")])
+def test_auto_honours_a_onednn_cap_that_takes_the_bf16_instructions_away(cap, used):
+    """ONEDNN_MAX_CPU_ISA=AVX2 makes a bf16 CPU compute as an AVX2-only one (TensorFlow then refuses bf16
+    convolutions outright): auto must train in float32 there."""
+    c = choose("auto", flags=precision.cpu_flags(ZEN5), device=None, environ={"ONEDNN_MAX_CPU_ISA": cap})
+    assert c.used == used
+    if used == "float32":
+        assert f"ONEDNN_MAX_CPU_ISA={cap.upper()}" in c.reason
+
+
 def test_an_explicit_precision_is_kept_whatever_the_cpu():
     assert choose("mixed_bfloat16", flags={"avx2"}, device=None).used == "mixed_bfloat16"
     assert choose("float32", flags={"avx512_bf16"}, device=None).used == "float32"
@@ -127,6 +138,12 @@ def test_train_form_shows_the_choice_and_the_presets_say_what_they_were_measured
     assert any(c.startswith(f"auto: {used}") for c in captions), captions
     notes = [c for c in captions if "measured in" in c]
     assert notes, captions                                           # one per preset
-    for note in notes:
+    from fer_core.data.datasets import load_dataset
+    from fer_core.data.splits import training_faces
+    from fer_core.train import presets
+    faces = training_faces(load_dataset(str(ckplus)).summary())
+    for preset, note in zip(presets.PRESETS["small"], notes):      # CK+: recipes counted in epochs
         assert "measured in mixed_bfloat16 on AMD EPYC" in note
-        assert ("this machine trains in float32" in note) == (used == "float32"), note
+        assert f"training steps timed here in {used}" in note, note  # the time is this machine's, in its precision
+        minutes = presets.minutes_here(preset, faces, used)            # the same timing (taken once per process)
+        assert minutes and note.startswith(f"{preset.what}: ~{max(1, round(minutes))} min"), (minutes, note)

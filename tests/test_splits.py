@@ -148,3 +148,20 @@ def test_auto_and_bad_specs():
         make_split(without, "official", seed=0)
     with pytest.raises(DatasetError, match="subjects"):
         make_split(synthetic(n_subjects=3), "subject-kfold:5:0", seed=0)
+
+
+@pytest.mark.parametrize("with_groups, spec", [(True, "auto"), (False, "auto"), (True, "subject-kfold:10:3"),
+                                               (False, "random:0.3")])
+def test_training_faces_before_reading_is_about_what_the_split_trains_on(with_groups, spec):
+    """The Train form quotes a recipe's time from the dataset's summary, before any split is made: its count of
+    training faces is within a few faces of the split's."""
+    from fer_core.data.splits import training_faces
+    ds = synthetic(n_subjects=120, with_groups=with_groups)
+    split = make_split(ds, resolve_spec(ds, spec), seed=3)
+    assert abs(training_faces(ds.summary(), spec) - len(split.train)) <= max(6, 0.04 * len(split.train))
+
+
+def test_training_faces_of_an_official_split_is_its_training_part():
+    from fer_core.data.splits import training_faces
+    summary = {"num_samples": 35_887, "split_totals": {"train": 28_709, "val": 3_589, "test": 3_589}}
+    assert training_faces(summary) == training_faces(summary, "official") == 28_709

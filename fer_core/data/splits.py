@@ -47,6 +47,19 @@ def resolve_spec(ds: Dataset, spec: str) -> str:
     return spec
 
 
+def training_faces(summary: dict, spec: str = "auto") -> int:
+    """About how many faces train under SPEC, from a dataset's summary (Dataset.summary), before reading it
+    into a split: the Train form quotes times from it."""
+    totals = summary.get("split_totals") or {}
+    if "train" in totals and spec in ("auto", "official"):
+        return int(totals["train"])
+    if spec == "auto":
+        spec = "subject-kfold:5:0" if summary.get("has_subjects") else "random:0.2"
+    held_out = 1 / int(spec.split(":")[1]) if spec.startswith("subject-kfold:") else \
+        float(spec.split(":")[1]) if spec.startswith("random:") else 0.0
+    return int(summary.get("num_samples", 0) * (1 - held_out) * (1 - VAL_FRACTION))
+
+
 def _stratified_fraction(labels: np.ndarray, idx: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
     """Split idx into (rest, held) with `fraction` of each class held out (at least one where a class has 2+)."""
     held = []

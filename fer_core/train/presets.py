@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fer_core.config import TrainConfig
 from fer_core.runs import archive, store
 from fer_core.runs.defaults import FER2013_SCRATCH_RUN_ID, FERPLUS_RUN_ID
+from fer_core.train import step_timing
 
 LARGE = dict(backbone="fer_vgg", input_size=48, batch_size=64, optimizer="adam", learning_rate=1e-3,
              schedule="cosine", early_stopping=0, dropout=0.4, precision="auto", epochs=100)
@@ -110,9 +112,32 @@ def measured_with(run: dict | None, precision: str | None = None) -> dict:
     return {"precision": precision, "device": record.get("device") or REFERENCE_DEVICE}
 
 
-def timing_note(figure: dict, used_here: str, time_budget: bool) -> str:
+def recipe_of(preset: Preset, used_here: str) -> step_timing.Recipe:
+    o = {**TrainConfig().to_dict(), **preset.options}
+    return step_timing.Recipe(o["backbone"], o["input_size"], o["batch_size"], used_here, o["image_size"],
+                              o["optimizer"])
+
+
+def start_timing(used_here: str) -> None:
+    """Begin timing the small-dataset presets' steps in the background (they are the ones counted in epochs)."""
+    for preset in PRESETS["small"]:
+        step_timing.start_timing(recipe_of(preset, used_here))
+
+
+def minutes_here(preset: Preset, num_train: int, used_here: str) -> float | None:
+    """For a recipe counted in epochs: the minutes it takes on this machine, from a few of its training steps
+    timed here in the precision this machine uses; None where they could not be timed."""
+    o = {**TrainConfig().to_dict(), **preset.options}
+    step = step_timing.seconds_per_step(recipe_of(preset, used_here))
+    return None if step is None else step_timing.estimated_seconds(o["epochs"], num_train, o["batch_size"], step) / 60
+
+
+def timing_note(figure: dict, used_here: str, time_budget: bool, timed_here: bool = False) -> str:
     """What the quoted time was measured with, and what differs on this machine when its precision does."""
     measured = f"measured in {figure.get('precision') or 'an unrecorded precision'} on {figure['device']}"
+    if timed_here:
+        return (f"the time is for this machine: its training steps timed here in {used_here}; the accuracy was "
+                f"{measured}")
     if not figure.get("precision") or figure["precision"] == used_here:
         return f"{measured}; trains in {used_here} on this machine too"
     if time_budget:
