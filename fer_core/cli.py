@@ -103,9 +103,10 @@ def _training_commands(sub) -> None:
     p.add_argument("--engine", default="keras", choices=["keras", "litert"],
                    help="litert: score the run's model.tflite (what the app runs where the export is marked for it)")
 
-    p = sub.add_parser("runs", help="list runs")
+    p = sub.add_parser("runs", help="list runs: yours and the committed reference collections (results/)")
     p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="every run one by one, not one row per group")
+    p.add_argument("--json", action="store_true", help="your runs' records (the store's only), as JSON")
 
 
 def _inference_commands(sub) -> None:
@@ -304,22 +305,31 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_runs(a) -> int:
+    """The Runs page's listing in text: the store's runs and the committed reference collections, each group
+    (a k-fold's folds, a backbone comparison, a collection) as one row unless --all."""
+    from fer_core.report import browse, compare
+    from fer_core.runs.archive import beside
     from fer_core.runs.store import list_runs
-    runs = list_runs(a.runs_dir)
+    own = list_runs(a.runs_dir)
     if a.json:
-        print(json.dumps([{k: v for k, v in r.items() if k not in ("info", "metrics")} for r in runs], indent=2))
+        print(json.dumps([{k: v for k, v in r.items() if k not in ("info", "metrics")} for r in own], indent=2))
         return 0
-    if not runs:
-        print(f"no runs in {a.runs_dir}")
-        return 0
+    if not own:
+        print(f"no runs of your own in {a.runs_dir} (train one: python -m fer_core train --help)")
+    rows = compare.runs_table(beside(own))
+    if not a.all:
+        rows = browse.collapse_groups(rows)
 
-    def f(v):
-        return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
+    def pct(v):
+        return f"{100 * v:.1f}%" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
 
-    print(f"{'run':48s} {'status':10s} {'backbone':14s} {'data':10s} {'val':>6s} {'test':>6s} {'F1':>6s}")
-    for r in runs:
-        print(f"{r['id'][:48]:48s} {r['status']:10s} {str(r['backbone'])[:14]:14s} {str(r['dataset'])[:10]:10s} "
-              f"{f(r['best_val_accuracy']):>6s} {f(r['test_accuracy']):>6s} {f(r['macro_f1']):>6s}")
+    print(f"{'run':56s} {'status':10s} {'backbone':14s} {'data':10s} {'val':>6s} {'test':>6s} {'F1':>6s}")
+    for r in rows:
+        print(f"{r['name'][:56]:56s} {str(r['status'])[:10]:10s} {str(r['backbone'] or '-')[:14]:14s} "
+              f"{str(r['dataset'] or '-')[:10]:10s} {pct(r.get('best val accuracy')):>6s} "
+              f"{pct(r.get('test accuracy')):>6s} {pct(r.get('macro F1')):>6s}")
+    if not a.all and any(r.get("runs") for r in rows):
+        print("(a row of N runs is a k-fold, a backbone comparison or a committed collection: --all lists each run)")
     return 0
 
 

@@ -149,3 +149,18 @@ def test_the_fer2013_headline_is_the_candidate_with_the_best_publictest_accuracy
         pytest.skip("the FER2013 candidate runs are not all in this checkout")
     val = {r: runs[r]["metrics"]["val"]["accuracy"] for r in FER2013_CANDIDATE_RUN_IDS}
     assert all(v < val[FER2013_RUN_ID] + HEADLINE_MARGIN for r, v in val.items()), val
+
+
+def test_runs_command_lists_the_collections_beside_the_users_runs_one_row_per_group(tmp_path):
+    """`python -m fer_core runs` answers as the Runs page does: on a fresh store, no runs of one's own, and every
+    committed collection as one row; --all lists each of their runs."""
+    r = run_cli("runs", "--runs-dir", tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"no runs of your own in {tmp_path}" in r.stdout
+    collections = archive.read_collections()
+    grouped = [line for line in r.stdout.splitlines() if line.startswith("reference ")]
+    assert len(grouped) == len(collections) >= 10, r.stdout
+    assert "reference k-fold ck-scratch (10 runs)" in r.stdout and "%" in grouped[0]
+    every = run_cli("runs", "--runs-dir", tmp_path, "--all").stdout
+    names = {run["name"] for run in archive.archived_runs()}
+    assert sum(line.split()[0] in names for line in every.splitlines() if line.strip()) == len(names)
