@@ -45,7 +45,7 @@ def table(runs: list[dict]) -> None:
     budgets = compare.budget_note(runs)
     if budgets:
         st.info(budgets, icon=":material/timer:")
-    st.dataframe(pd.DataFrame(rows, columns=compare.COMPARE_COLUMNS), hide_index=True, column_config={
+    st.dataframe(pd.DataFrame(rows, columns=compare.COMPARE_COLUMNS), hide_index=True, placeholder="", column_config={
         "train accuracy": PCT, "test accuracy": PCT, "margin over baseline": PCT,
         "macro F1": st.column_config.NumberColumn(format="%.3f"),
         "train time (s)": st.column_config.NumberColumn(format="%.0f"),
@@ -60,13 +60,13 @@ def differences(runs: list[dict]) -> None:
     """Only the parameters that differ between the chosen runs; repeated runs grouped with mean ± std."""
     rows = browse.parameters_table(runs, only_differing=True)
     if len(rows[0]) > 1:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="param_diff")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="param_diff", placeholder="")   # a blank, not "None"
     else:
         st.caption("These runs were trained with the same parameters.")
     groups = browse.grouped_table(runs)
     if groups:
         st.markdown("Repeated runs (other seeds or folds of one recipe), mean ± std:")
-        st.dataframe(pd.DataFrame(groups), hide_index=True, key="groups")
+        st.dataframe(pd.DataFrame(groups), hide_index=True, key="groups", placeholder="")
 
 
 def curves(runs: list[dict]) -> None:
@@ -105,13 +105,14 @@ def kfold() -> None:
     columns["input size"] = st.column_config.TextColumn(width="medium")   # "40, 48, 56, 64" in full
     rows = compare.kfold_table(summaries)
     st.dataframe(pd.DataFrame(rows, columns=compare.KFOLD_COLUMNS), hide_index=True, column_config=columns,
-                 key="kfold_table")
+                 key="kfold_table", placeholder="")
     st.download_button("Download the k-fold table as CSV", compare.to_csv(rows, compare.KFOLD_COLUMNS),
                        file_name="kfold.csv", mime="text/csv", key="kfold_csv")
     for s in summaries:
         with st.expander(f"{s.get('group')}: per fold"):
-            per_fold = pd.DataFrame(s["per_fold"])
-            st.dataframe(per_fold, hide_index=True, column_config={"test_accuracy": PCT, "train_accuracy": PCT})
+            per_fold = pd.DataFrame(s["per_fold"]).rename(columns=lambda c: str(c).replace("_", " "))
+            st.dataframe(per_fold, hide_index=True, placeholder="",
+                         column_config={k: PCT for k in ("test accuracy", "train accuracy", "val accuracy")})
 
 
 st.title("Compare runs")
