@@ -270,7 +270,7 @@ def evaluate_action(run: dict, has_model: bool) -> None:
             st.error(f"Evaluation failed: {type(e).__name__}: {e}")
     evals = compare.saved_evaluations(run["path"])
     if evals:
-        st.dataframe(pd.DataFrame(evals), hide_index=True, column_config={"accuracy": PCT})
+        st.dataframe(pd.DataFrame(evals), hide_index=True, placeholder="", column_config={"accuracy": PCT})
 
 
 def rename_action(run: dict) -> None:
@@ -342,8 +342,12 @@ if run is not None:
     else:
         names = ["Overview", "Curves", "Confusion & per class", "Calibration", "Misclassified", "Log", "Actions"]
         sections = [overview, curves, confusion, calibration_section, gallery, log, lambda r: actions(r, root)]
-    tabs = st.tabs(names)
+    # Only the open tab's section runs (on_change="rerun"): each of them reads files and builds charts, and the
+    # page reruns on every click, so drawing all seven each time made the page several times slower than Home.
+    tabs = st.tabs(names, key="run_tab", on_change="rerun")
     for tab, section in zip(tabs, sections):
+        if not tab.open:
+            continue
         with tab:
             try:
                 section(run)

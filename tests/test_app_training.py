@@ -41,6 +41,12 @@ def open_page(page: str) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, label: str) -> AppTest:
+    """Click a tab of the opened run: only the open tab's section runs (as in the browser, where a click reruns)."""
+    at.session_state["run_tab"] = label
+    return at.run()
+
+
 def copy_run(src: Path, runs_root: Path, name: str, keep_model: bool = True) -> Path:
     """A copy of a real run under a new name; without model.keras it is like a committed reference run."""
     dst = runs_root / f"{src.name}-{store.safe_slug(name)}"
@@ -155,18 +161,22 @@ def test_runs_page_lists_every_run_and_shows_one_in_detail(runs_store):
     at.selectbox(key="run_pick").set_value(tiny_id).run()
     assert not at.exception
     assert at.query_params["run"] == [tiny_id] or at.query_params["run"] == tiny_id
-    charts = at.get("plotly_chart")
-    assert len(charts) >= 3                                           # curves, confusion matrix, per-class
-    figures = [json.loads(c.proto.spec) for c in charts]
+    assert not at.get("plotly_chart") and not at.get("image")         # Overview only: the other tabs wait for a click
+    assert any(m.label == "Test accuracy" for m in at.metric)
+    curves = [json.loads(c.proto.spec) for c in open_tab(at, "Curves").get("plotly_chart")]
+    assert curves and curves[0]["data"][0]["type"] == "scatter"
+    figures = [json.loads(c.proto.spec) for c in open_tab(at, "Confusion & per class").get("plotly_chart")]
+    assert len(figures) >= 2                                          # confusion matrix, per-class
     heatmap = next(f for f in figures if f["data"][0]["type"] == "heatmap")
     metrics = store.read_json(Path(runs_store / tiny_id / "metrics.json"))
     assert heatmap["data"][0]["z"] == metrics["test"]["confusion_matrix"]
-    assert len(at.get("image")) > 0                                   # misclassified faces from CK+48
-    assert "run completed" in at.code[0].value                        # the log
     at.toggle(key="cm_norm").set_value(True).run()
     heat = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                 if json.loads(c.proto.spec)["data"][0]["type"] == "heatmap")
     assert all(abs(sum(row) - 1) < 1e-6 or sum(row) == 0 for row in heat["data"][0]["z"])
+    assert len(open_tab(at, "Misclassified").get("image")) > 0        # misclassified faces from CK+48
+    assert "run completed" in open_tab(at, "Log").code[0].value      # the log
+    open_tab(at, "Overview")
 
     for broken in ("20200101-000002-dead-0000", "20200101-000001-damaged-0000"):
         at.selectbox(key="run_pick").set_value(broken).run()
@@ -179,6 +189,7 @@ def test_runs_page_actions_reevaluate_rename_delete(runs_store, ckplus):
     run_dir = next(d for d in runs_store.iterdir() if d.name.endswith("tiny-copy"))
     at = open_page("pages/runs.py")
     at.selectbox(key="run_pick").set_value(run_dir.name).run()
+    open_tab(at, "Actions")
     assert at.get("download_button")[0].label == "Download model.keras"
 
     assert at.button(key="eval_go").disabled                          # no dataset given yet
@@ -263,9 +274,10 @@ def test_a_fresh_store_lists_the_reference_collections_one_row_each_and_opens_th
     assert not at.exception and not at.error
     assert any("scripts/reference_runs.sh ckplus" in i.value for i in at.info)
     assert [t.label for t in at.tabs] == ["Overview", "Curves", "Confusion & per class"]
-    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    figures = [json.loads(c.proto.spec) for c in open_tab(at, "Confusion & per class").get("plotly_chart")]
     heatmap = next(f for f in figures if f["data"][0]["type"] == "heatmap")
     assert heatmap["data"][0]["z"] == record["metrics"]["test"]["confusion_matrix"]
+    figures = [json.loads(c.proto.spec) for c in open_tab(at, "Curves").get("plotly_chart")]
     curves = next(f for f in figures if f["data"][0]["type"] == "scatter")
     assert len(curves["data"][0]["x"]) == len(record["history"])
 
@@ -277,7 +289,7 @@ def test_misclassified_tab_by_true_and_predicted_class_paged(runs_root, fer2013,
     with open(default_run / "predictions.csv", newline="") as f:
         wrong = [r for r in csv.DictReader(f) if r["true"] != r["predicted"]]
     fear_as_sad = [r for r in wrong if r["true"] == "fear" and r["predicted"] == "sad"]
-    at = open_page("pages/runs.py")
+    at = open_tab(open_page("pages/runs.py"), "Misclassified")
     images = lambda: [i.proto.imgs[0].caption for i in at.get("image")]     # noqa: E731
     assert len({c.split(" → ")[0] for c in images()}) > 1                 # not all of one true class
     at.selectbox(key="mis_true").set_value("fear").run()
@@ -301,6 +313,7 @@ def test_compare_first_view_says_budgets_differ_and_labels_what_differs(runs_roo
     assert "headline: 1 h 30 min" in note and "quick: 2 min 30 s" in note
     differs = next(d.value for d in at.dataframe if "run" in d.value.columns)    # "What differs"
     assert {"Training budget (s)", "Backbone"} <= set(differs.columns) and "max_train_seconds" not in differs.columns
+    assert all(d.proto.placeholder == "" for d in at.dataframe)            # a missing value shows blank, not "None"
 
 
 def test_compare_page_compares_two_runs_and_a_kfold_summary(runs_root, tiny_run):

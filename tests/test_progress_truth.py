@@ -130,5 +130,7 @@ def test_runs_page_tells_the_truth_about_a_run_cancelled_in_epoch_one(cancelled_
     assert not at.exception, at.exception
     warnings = " ".join(w.value for w in at.warning)
     assert "no checkpoint or model was saved" in warnings and "best checkpoint so far is kept" not in warnings
+    at.session_state["run_tab"] = "Actions"            # where the model would be downloaded
+    at.run()
     captions = " ".join(c.value for c in at.caption)
     assert "cancelled during its first epoch" in captions and "reference runs" not in captions
