@@ -65,8 +65,11 @@ def get_recognizer(run_path: str, stamp: tuple = ()):
     """One loaded model per run per server (not per page or session). `stamp` (store.model_stamp: the model
     files' times and sizes) is part of the cache key, so a model replaced in place is loaded again; an argument
     named with a leading underscore would be left out of the key."""
+    from fer_core.model.kerasenv import freeze_long_lived
     from fer_core.serve.recognizer import EmotionRecognizer
-    return EmotionRecognizer.from_run(run_path)
+    recognizer = EmotionRecognizer.from_run(run_path)
+    freeze_long_lived()          # it lives as long as the cache: keep it out of every rerun's garbage collection
+    return recognizer
 
 
 def recognizer_for(run_path: str | Path):
