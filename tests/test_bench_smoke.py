@@ -130,3 +130,15 @@ def test_unseen(default_run, ckplus):
     assert re.search(rf"^  CK\+ +927 faces: accuracy {NUM}%, macro F1 {NUM}%, disgust recall {NUM}%", out, re.M), out
     assert re.search(rf"^  twface +70 faces: accuracy {NUM}%", out, re.M), out
     assert re.search(rf"^  CK\+ \(the model's own, no logit adjustment\) +927 faces: accuracy {NUM}%", out, re.M), out
+
+
+def test_preset_times(ckplus):
+    out = run_bench("preset_times", timeout=600)
+    row = rf"^\| Quick look \| (float32|mixed_bfloat16) \| {NUM} min .*\| {NUM} min \| {NUM} min \| {NUM} \|$"
+    assert re.search(row, out, re.M), out
+
+
+def test_page_times():
+    out = run_bench("page_times", timeout=600)
+    for page in ("Home", "pages/runs.py", "pages/compare.py", "pages/train.py", "... tab Misclassified"):
+        assert re.search(rf"{re.escape(page)} +{NUM} +{NUM}$", out, re.M), out
