@@ -77,41 +77,38 @@ class Recipe:
                 "--image-size", str(self.image_size), "--optimizer", self.optimizer]
 
 
-# One child per recipe for the app's life, shared by every session; its answer is read once and kept.
-_children: dict[Recipe, subprocess.Popen] = {}
+# One timing per recipe for the app's life, shared by every session. A thread waits on the child (and so reaps
+# it: an unread child would stay <defunct> for as long as the app runs) and keeps its answer.
+_timings: dict[Recipe, threading.Thread] = {}
 _answers: dict[Recipe, float | None] = {}
 _lock = threading.Lock()
+CHILD_TIMEOUT = 180.0
+
+
+def _time_in_child(recipe: Recipe) -> None:
+    try:
+        done = subprocess.run(recipe.command(), capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+        _answers[recipe] = float(json.loads(done.stdout.strip().splitlines()[-1])["seconds_per_step"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError):
+        _answers[recipe] = None
 
 
 def start_timing(recipe: Recipe) -> None:
     """Start timing RECIPE in the background (the Train page does so on opening, so the answer is usually
     there by the time a dataset has been read); a second call for the same recipe does nothing."""
     with _lock:
-        if recipe not in _children and recipe not in _answers:
-            try:
-                _children[recipe] = subprocess.Popen(recipe.command(), stdout=subprocess.PIPE,
-                                                     stderr=subprocess.DEVNULL, text=True)
-            except OSError:
-                _answers[recipe] = None
+        if recipe not in _timings:
+            _timings[recipe] = threading.Thread(target=_time_in_child, args=(recipe,), daemon=True,
+                                                name="step-timing")
+            _timings[recipe].start()
 
 
-def seconds_per_step(recipe: Recipe, timeout: float = 120.0) -> float | None:
+def seconds_per_step(recipe: Recipe, wait: float = CHILD_TIMEOUT) -> float | None:
     """RECIPE's seconds per training step on this machine (timed once, in a child process: time_steps);
-    None where it could not be timed."""
+    None where it could not be timed (or not within `wait` seconds)."""
     start_timing(recipe)
-    with _lock:
-        if recipe in _answers:
-            return _answers[recipe]
-        child = _children[recipe]
-        try:
-            out, _ = child.communicate(timeout=timeout)
-            answer = float(json.loads(out.strip().splitlines()[-1])["seconds_per_step"])
-        except (subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError):
-            child.kill()
-            answer = None
-        _answers[recipe] = answer
-        del _children[recipe]
-        return answer
+    _timings[recipe].join(wait)
+    return _answers.get(recipe)
 
 
 def main(argv=None) -> int:
