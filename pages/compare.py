@@ -115,6 +115,15 @@ def kfold() -> None:
                          column_config={k: PCT for k in ("test accuracy", "train accuracy", "val accuracy")})
 
 
+def curves_and_f1(runs: list[dict]) -> None:
+    st.markdown("**Validation curves**")
+    curves(runs)
+    st.markdown("**Per-class F1 (test)**")
+    rows = compare.per_class_f1(runs)
+    if rows:
+        st.plotly_chart(grouped_f1_figure(rows), key="cmp_f1")
+
+
 st.title("Compare runs")
 all_runs = archive.beside(store.list_runs(runs_dir()))
 chosen = choose_runs(all_runs)
@@ -123,13 +132,13 @@ if chosen:
     table(chosen)
     st.subheader("What differs")
     differences(chosen)
-    st.subheader("Validation curves")
-    curves(chosen)
-    st.subheader("Per-class F1 (test)")
-    rows = compare.per_class_f1(chosen)
-    if rows:
-        st.plotly_chart(grouped_f1_figure(rows), key="cmp_f1")
-    st.subheader("Confusion matrices (test)")
-    confusions(chosen)
-st.subheader("K-fold cross-validation")
-kfold()
+# Only the open tab's section runs (on_change="rerun"): the charts and the k-fold tables are most of the page's
+# work, and it reruns on every click.
+sections = {"Curves and per-class F1": lambda: curves_and_f1(chosen), "Confusion matrices (test)":
+            lambda: confusions(chosen), "K-fold cross-validation": kfold}
+if not chosen:
+    sections = {"K-fold cross-validation": kfold}
+for tab, section in zip(st.tabs(list(sections), key="compare_tab", on_change="rerun"), sections.values()):
+    if tab.open:
+        with tab:
+            section()

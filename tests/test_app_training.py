@@ -340,10 +340,14 @@ def test_compare_page_compares_two_runs_and_a_kfold_summary(runs_root, tiny_run)
     assert ref["test accuracy"] == ma["test"]["accuracy"] and ref["test ms/image"] == ma["test"]["ms_per_image"]
     csv_button = at.get("download_button")[0]
     assert csv_button.label == "Download the table as CSV"
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert sum(f["data"][0]["type"] == "heatmap" for f in charts) == 2     # confusion matrices side by side
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]      # the first tab: curves, F1
     assert any(len(f["data"]) == 2 and f["data"][0]["type"] == "bar" for f in charts)  # per-class F1, 2 runs
-    kf = next(d.value for d in at.dataframe if "folds" in d.value.columns)
+    assert not any(f["data"][0]["type"] == "heatmap" for f in charts)      # the other tabs wait for a click
+    at.session_state["compare_tab"] = "Confusion matrices (test)"
+    charts = [json.loads(c.proto.spec) for c in at.run().get("plotly_chart")]
+    assert sum(f["data"][0]["type"] == "heatmap" for f in charts) == 2     # confusion matrices side by side
+    at.session_state["compare_tab"] = "K-fold cross-validation"
+    kf = next(d.value for d in at.run().dataframe if "folds" in d.value.columns)
     assert list(kf["group"]) == ["tiny-kfold"] and kf["folds"][0] == 2
     assert kf["input size"][0] == "40, 48" and kf["models per fold"][0] == 2      # a multi-scale ensemble
     assert kf["mean val accuracy"][0] == pytest.approx(summary["mean_val_accuracy"])

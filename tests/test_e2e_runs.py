@@ -142,10 +142,11 @@ def test_a_fresh_clone_shows_the_reference_runs_on_compare_and_runs(tmp_path):
         label, *chips = [t for t in page.get_by_test_id("stMultiSelect").inner_text().splitlines() if t.strip()]
         assert label == "Runs to compare" and chips[0].startswith(default_name), chips
         assert len(chips) == 4 and not any("-fold" in c for c in chips), chips
-        for g in groups:                                        # every k-fold summary has its per-fold view
-            assert page.get_by_text(f"{g}: per fold", exact=True).count() == 1, g
         visible_chart_types(page, 3)
         screenshot(page, "compare")
+        open_tab(page, "K-fold cross-validation")
+        for g in groups:                                        # every k-fold summary has its per-fold view
+            assert page.get_by_text(f"{g}: per fold", exact=True).count() == 1, g
 
         settle(page, f"{server.url}/runs?run={defaults.DEFAULT_RUN_ID}")
         assert_no_exception(page)
