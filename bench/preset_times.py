@@ -56,6 +56,7 @@ def main(argv=None) -> None:
         if args.quick:                              # a smoke test: the same comparison over two epochs
             preset = dataclasses.replace(preset, options={**preset.options, "epochs": 2})
         used = choose(preset.options.get("precision", "auto")).used
+        presets.start_timing(used)                  # as the Train page does when it opens
         quoted = presets.figures(preset, REPO / "runs")
         form = presets.minutes_here(preset, num_train, used)
         with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +66,8 @@ def main(argv=None) -> None:
             continue
         form_text = f"{form:.1f} min" if form else "could not time"
         ratio = f"{took / 60 / form:.2f}" if form else "-"
-        print(f"| {preset.name} | {used} | {quoted['minutes']:.1f} min ({quoted['precision']}, {quoted['device']}) "
+        quote = f"{quoted['minutes']:.1f} min" if quoted.get("minutes") else "not recorded"
+        print(f"| {preset.name} | {used} | {quote} ({quoted['precision']}, {quoted['device']}) "
               f"| {form_text} | {took / 60:.1f} min | {ratio} |")
     if args.large:
         quick = presets.PRESETS["large"][0]

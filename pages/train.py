@@ -107,6 +107,10 @@ def apply_preset(preset) -> None:
             st.session_state[k(name)] = value
 
 
+def training_runs() -> bool:
+    return bool(queue.active_jobs(runs_dir())["running"])
+
+
 def preset_panel(summary: dict) -> None:
     """Presets for this dataset's size, each with what it takes here and what it reached (from the run store).
     A recipe counted in epochs is timed on this machine (a few training steps, once per app process)."""
@@ -120,16 +124,17 @@ def preset_panel(summary: dict) -> None:
         f = presets.figures(preset, runs_dir())
         used = choose(preset.options.get("precision", "auto")).used
         budget = bool(preset.options.get("max_train_seconds"))
-        here = None
-        if not budget:
-            with st.spinner(f"Timing a few training steps of {preset.name} on this machine..."):
-                here = presets.minutes_here(preset, num_train, used)
+        here = None if budget else presets.minutes_here(preset, num_train, used, wait=0)    # never blocks the page
+        pending = "" if budget or here is not None else (
+            "; this machine's own time is measured when no training runs" if training_runs() else
+            "; this machine's own time is being measured and shows when you next use the form")
         minutes = here or f.get("minutes")
         took = f"~{max(1, round(minutes))} min" if minutes else "time not measured"
         got = f"{f['accuracy']:.1%} {f['measure']}" if f.get("accuracy") is not None else "accuracy not measured here"
         col.button(preset.name, key=f"preset_{preset.name}", on_click=apply_preset, args=(preset,),
                    help=f"{preset.what}; from {f['source']}", use_container_width=True)
-        col.caption(f"{preset.what}: {took}, {got}; " + presets.timing_note(f, used, budget, here is not None))
+        col.caption(f"{preset.what}: {took}, {got}; " + presets.timing_note(f, used, budget, here is not None)
+                    + pending)
 
 
 def weights_choice(backbone: str) -> str | None:
@@ -208,7 +213,8 @@ def config_form() -> TrainConfig | None:
     init_form_state()
     from fer_core.train.precision import choose
     from fer_core.train.presets import start_timing
-    start_timing(choose("auto").used)      # in the background: the answer is usually in by the time data is read
+    if not training_runs():   # a timing beside a training would read slow and slow the training down
+        start_timing(choose("auto").used)      # in the background: usually done by the time data is read
     default_data = SHARED_DATA / "ckplus" / "CK+48"
     data = st.text_input("Dataset path", value=str(default_data) if default_data.exists() else "", key="data")
     summary = show_summary(data)

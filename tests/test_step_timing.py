@@ -30,4 +30,9 @@ def test_a_step_is_timed_in_a_child_process_once_and_in_the_precision_asked():
 
 
 def test_a_recipe_that_cannot_be_timed_gives_no_figure_rather_than_an_error():
-    assert step_timing.seconds_per_step(Recipe(backbone="no-such-backbone")) is None
+    broken = Recipe(backbone="no-such-backbone")
+    assert step_timing.seconds_per_step(broken, wait=0) is None            # not started: no figure, no wait
+    step_timing.start_timing(broken)
+    assert step_timing.seconds_per_step(broken) is None
+    step_timing.start_timing(broken)                                        # not again at once
+    assert broken not in step_timing._timings

@@ -124,11 +124,12 @@ def start_timing(used_here: str) -> None:
         step_timing.start_timing(recipe_of(preset, used_here))
 
 
-def minutes_here(preset: Preset, num_train: int, used_here: str) -> float | None:
+def minutes_here(preset: Preset, num_train: int, used_here: str, wait: float = step_timing.CHILD_TIMEOUT
+                 ) -> float | None:
     """For a recipe counted in epochs: the minutes it takes on this machine, from a few of its training steps
-    timed here in the precision this machine uses; None where they could not be timed."""
+    timed here (start_timing) in the precision this machine uses; None where they are not timed (yet)."""
     o = {**TrainConfig().to_dict(), **preset.options}
-    step = step_timing.seconds_per_step(recipe_of(preset, used_here))
+    step = step_timing.seconds_per_step(recipe_of(preset, used_here), wait)
     return None if step is None else step_timing.estimated_seconds(o["epochs"], num_train, o["batch_size"], step) / 60
 
 

@@ -80,34 +80,43 @@ class Recipe:
 # One timing per recipe for the app's life, shared by every session. A thread waits on the child (and so reaps
 # it: an unread child would stay <defunct> for as long as the app runs) and keeps its answer.
 _timings: dict[Recipe, threading.Thread] = {}
-_answers: dict[Recipe, float | None] = {}
+_answers: dict[Recipe, float] = {}
+_failed: dict[Recipe, float] = {}        # when a timing last failed: tried again after RETRY_AFTER seconds
 _lock = threading.Lock()
 CHILD_TIMEOUT = 180.0
+RETRY_AFTER = 600.0
 
 
 def _time_in_child(recipe: Recipe) -> None:
-    try:
-        done = subprocess.run(recipe.command(), capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    from fer_core.runs.defaults import REPO_ROOT
+    try:       # `python -m` in the repository root finds fer_core there, wherever the app was started from
+        done = subprocess.run(recipe.command(), capture_output=True, text=True, timeout=CHILD_TIMEOUT,
+                              cwd=REPO_ROOT)
         _answers[recipe] = float(json.loads(done.stdout.strip().splitlines()[-1])["seconds_per_step"])
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError):
-        _answers[recipe] = None
+        with _lock:    # no figure: a later start times it again, not at once (the page starts one every rerun)
+            _failed[recipe] = time.monotonic()
+            _timings.pop(recipe, None)
 
 
 def start_timing(recipe: Recipe) -> None:
     """Start timing RECIPE in the background (the Train page does so on opening, so the answer is usually
-    there by the time a dataset has been read); a second call for the same recipe does nothing."""
+    there by the time a dataset has been read); a call while it is timed, or after it was, does nothing."""
     with _lock:
-        if recipe not in _timings:
+        failed_lately = recipe in _failed and time.monotonic() - _failed[recipe] < RETRY_AFTER
+        if recipe not in _timings and recipe not in _answers and not failed_lately:
             _timings[recipe] = threading.Thread(target=_time_in_child, args=(recipe,), daemon=True,
                                                 name="step-timing")
             _timings[recipe].start()
 
 
 def seconds_per_step(recipe: Recipe, wait: float = CHILD_TIMEOUT) -> float | None:
-    """RECIPE's seconds per training step on this machine (timed once, in a child process: time_steps);
-    None where it could not be timed (or not within `wait` seconds)."""
-    start_timing(recipe)
-    _timings[recipe].join(wait)
+    """RECIPE's seconds per training step on this machine, once start_timing has timed it (in a child process:
+    time_steps); None where it was not started, is still being timed after `wait` seconds, or failed."""
+    with _lock:
+        timing = _timings.get(recipe)
+    if timing is not None:
+        timing.join(wait)
     return _answers.get(recipe)
 
 
