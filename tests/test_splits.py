@@ -165,3 +165,5 @@ def test_training_faces_of_an_official_split_is_its_training_part():
     from fer_core.data.splits import training_faces
     summary = {"num_samples": 35_887, "split_totals": {"train": 28_709, "val": 3_589, "test": 3_589}}
     assert training_faces(summary) == training_faces(summary, "official") == 28_709
+    train_test = {"num_samples": 1_100, "split_totals": {"train": 1_000, "test": 100}}   # val comes out of train
+    assert training_faces(train_test) == 900

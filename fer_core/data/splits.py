@@ -51,8 +51,8 @@ def training_faces(summary: dict, spec: str = "auto") -> int:
     """About how many faces train under SPEC, from a dataset's summary (Dataset.summary), before reading it
     into a split: the Train form quotes times from it."""
     totals = summary.get("split_totals") or {}
-    if "train" in totals and spec in ("auto", "official"):
-        return int(totals["train"])
+    if "train" in totals and spec in ("auto", "official"):      # without a val part, val comes out of train
+        return int(totals["train"] * (1 if "val" in totals else 1 - VAL_FRACTION))
     if spec == "auto":
         spec = "subject-kfold:5:0" if summary.get("has_subjects") else "random:0.2"
     held_out = 1 / int(spec.split(":")[1]) if spec.startswith("subject-kfold:") else \

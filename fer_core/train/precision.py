@@ -20,8 +20,8 @@ from pathlib import Path
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) that still include native bf16 kernels; any other cap excludes them
-BF16_ISA_CAPS = ("AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX",
-                 "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT")
+BF16_ISA_CAPS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+                 "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT")
 POLICIES = ("float32", "mixed_bfloat16")
 
 
@@ -90,7 +90,8 @@ def accelerator() -> tuple[str, bool] | None:
 
 def isa_cap(environ=None) -> str | None:
     """oneDNN's CPU instruction cap where one is set below native bf16 (e.g. "AVX2"); None: no such cap."""
-    cap = (os.environ if environ is None else environ).get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    env = os.environ if environ is None else environ
+    cap = (env.get("ONEDNN_MAX_CPU_ISA") or env.get("DNNL_MAX_CPU_ISA") or "").strip().upper()   # oneDNN reads both
     return cap if cap and cap not in BF16_ISA_CAPS else None
 
 
