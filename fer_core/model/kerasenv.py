@@ -11,15 +11,12 @@ import keras  # noqa: E402
 
 def freeze_long_lived() -> None:
     """Move every object alive now out of the garbage collector's sight (gc.freeze): called once Keras is
-    imported and after the app loads a model it keeps.
+    imported and after a model is loaded for the app's life.
 
     Why: Streamlit clears the Keras session after every script run, and Keras' clear_session runs a full
     gc.collect(); with TensorFlow imported that walked all its objects, about 0.2 s on every click of every
-    page (bench.page_times). Frozen objects are never collected, so each call first unfreezes and collects
-    once (a model dropped from the app's cache since the last call is freed then, cycles and all); reference
-    counting frees everything else as before."""
-    gc.unfreeze()
-    gc.collect()
+    page (bench.page_times). Frozen objects are never collected, which costs nothing for objects that live as
+    long as the process; reference counting still frees everything else."""
     gc.freeze()
 
 
