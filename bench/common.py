@@ -77,6 +77,8 @@ def print_machine() -> None:
     print(f"machine: {cpu_model()} ({cpu_flags()}), {cores} cores, load average {load:.2f} at start")
     print(f"software: Python {platform.python_version()}, TensorFlow {v.get('tensorflow', '-')}, "
           f"Keras {v['keras']} ({v['backend']}), OpenCV {v.get('opencv', '-')}, NumPy {v['numpy']}")
+    if os.environ.get("BENCH_CPUID_MASK"):
+        print(f"note: {os.environ['BENCH_CPUID_MASK']}")
     if load > 0.5 * (cores or 1):
         print("note: the machine was busy; timings are not final figures")
 

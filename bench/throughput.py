@@ -4,6 +4,9 @@ Real 48x48 face crops (FER2013 PrivateTest) through EmotionRecognizer.classify, 
 app and the CLI use, in crops/s. Also, for comparison, each engine the machine could use:
 the Keras model as stored (mixed_bfloat16 for the default model), a float32 copy of it, and
 the run's model.tflite when one was exported (whatever export.json says about using it).
+And, in the same run, the `fer` package's own classifier call on the same faces (resized to its 64x64 and
+scaled as it scales them; the resizing is not timed), when fer is installed (see bench.vs_fer).
+On an AVX2-only CPU: `python -m bench.as_avx2 -- python -m bench.throughput`.
 """
 
 from __future__ import annotations
@@ -74,6 +77,18 @@ def concurrency_lines(tfl: Path, x: np.ndarray, seconds: float) -> None:
               f" {shared_by_threads(make_tflite_fn(tfl, max_interpreters=limit), x, 8, 64, seconds):>17,.0f}")
 
 
+def fer_line(x: np.ndarray, seconds: float) -> str:
+    """fer's crops/s through its FER._classify_emotions (its default engine: its quantized LiteRT model)."""
+    from bench.vs_fer import load_fer
+    fer, note = load_fer()
+    if fer is None:
+        return f"fer: {note}"
+    faces = np.stack([cv2.resize(f[..., 0], (64, 64)) for f in x]).astype(np.float32)
+    faces = (faces / 255.0 - 0.5) * 2.0                          # fer's own preprocessing (v2)
+    rate = crops_per_second(fer._classify_emotions, faces, seconds)
+    return f"{note} FER._classify_emotions: {rate:,.0f} crops/s (same {len(x)} crops at 64x64)"
+
+
 def main(argv=None) -> int:
     a = parser(__doc__.splitlines()[0]).parse_args(argv)
     run = check_run(a.run_dir)
@@ -85,8 +100,9 @@ def main(argv=None) -> int:
     seconds = 1.0 if a.quick else 5.0
     rec = EmotionRecognizer.from_run(run)
     print(f"model: {run} (the app's engine: {rec.engine}); {len(x)} real 48x48 crops (FER2013 PrivateTest)")
-    print(f"EmotionRecognizer.classify: {crops_per_second(rec.classify, x, seconds):,.0f} crops/s "
-          f"(one call with all {len(x)} crops)")
+    ours = crops_per_second(rec.classify, x, seconds)
+    print(f"EmotionRecognizer.classify: {ours:,.0f} crops/s (one call with all {len(x)} crops)")
+    print(fer_line(x, seconds))
     engines = {"keras (as stored)": make_predict_fn(rec.model) if rec.engine != "keras" else rec.predict_fn,
                "keras float32 copy": make_predict_fn(float32_copy(rec.model))}
     tfl = Path(run) / "model.tflite"
