@@ -60,7 +60,13 @@ def default_run_path() -> Path | None:
     return Path(runs[0]["path"]) if runs else None
 
 
-@st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
+def release_recognizer(recognizer) -> None:
+    """A model leaving the cache: its frozen cycles are collected once the cache has let go of it."""
+    from fer_core.model.kerasenv import collect_released
+    collect_released(recognizer)
+
+
+@st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4, on_release=release_recognizer)
 def get_recognizer(run_path: str, stamp: tuple = ()):
     """One loaded model per run per server (not per page or session). `stamp` (store.model_stamp: the model
     files' times and sizes) is part of the cache key, so a model replaced in place is loaded again; an argument

@@ -111,9 +111,10 @@ def training_runs() -> bool:
     return bool(queue.active_jobs(runs_dir())["running"])
 
 
-def preset_panel(summary: dict) -> None:
+def preset_panel(summary: dict, training_busy: bool) -> None:
     """Presets for this dataset's size, each with what it takes here and what it reached (from the run store).
-    A recipe counted in epochs is timed on this machine (a few training steps, once per app process)."""
+    A recipe counted in epochs is timed on this machine (a few training steps, once per app process), never
+    while a training runs (`training_busy`, asked of the queue once per rerun)."""
     from fer_core.data.splits import training_faces
     from fer_core.train import presets
     from fer_core.train.precision import choose
@@ -126,7 +127,7 @@ def preset_panel(summary: dict) -> None:
         budget = bool(preset.options.get("max_train_seconds"))
         here = None if budget else presets.minutes_here(preset, num_train, used, wait=0)    # never blocks the page
         pending = "" if budget or here is not None else (
-            "; this machine's own time is measured when no training runs" if training_runs() else
+            "; this machine's own time is measured when no training runs" if training_busy else
             "; this machine's own time is being measured and shows when you next use the form")
         minutes = here or f.get("minutes")
         took = f"~{max(1, round(minutes))} min" if minutes else "time not measured"
@@ -213,13 +214,14 @@ def config_form() -> TrainConfig | None:
     init_form_state()
     from fer_core.train.precision import choose
     from fer_core.train.presets import start_timing
-    if not training_runs():   # a timing beside a training would read slow and slow the training down
+    training_busy = training_runs()
+    if not training_busy:   # a timing beside a training would read slow and slow the training down
         start_timing(choose("auto").used)      # in the background: usually done by the time data is read
     default_data = SHARED_DATA / "ckplus" / "CK+48"
     data = st.text_input("Dataset path", value=str(default_data) if default_data.exists() else "", key="data")
     summary = show_summary(data)
     if summary:
-        preset_panel(summary)
+        preset_panel(summary, training_busy)
     main = main_options(*st.columns(2))
     more_options()
     name = st.text_input("Run name (optional)", placeholder=f"{main['backbone']}-{Path(data).name}")

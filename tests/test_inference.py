@@ -77,3 +77,24 @@ def test_from_run_without_a_model_says_so(tmp_path):
     store.update_run(tmp_path, status="failed")
     with pytest.raises(FileNotFoundError, match="model.keras"):
         EmotionRecognizer.from_run(tmp_path)
+
+
+def test_a_model_released_from_the_app_cache_is_collected_cycles_and_all(default_run):
+    """The app freezes every object alive after a model loads (no gc walk of TensorFlow on every click); a
+    model dropped from its cache must not stay frozen for good: collect_released frees it once let go."""
+    import gc
+    import weakref
+
+    from fer_core.model.kerasenv import collect_released, freeze_long_lived
+    from fer_core.serve.recognizer import EmotionRecognizer
+    rec = EmotionRecognizer.from_run(default_run)
+    rec.cycle = rec                             # as Keras objects hold: freed only by the collector
+    gone = weakref.ref(rec)
+    freeze_long_lived()
+    try:
+        timer = collect_released(rec, delay=0.5)     # the caller lets go within that half second
+        del rec
+        timer.join(10)
+        assert gone() is None
+    finally:
+        gc.unfreeze()
