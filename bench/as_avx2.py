@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fer_core.runs.quiet import real_stderr_back
+
 SOURCE = Path(__file__).with_name("avx2_only.c")
 GLIBC_MASK = "glibc.cpu.hwcaps=-AVX512F,-AVX512CD,-AVX512BW,-AVX512DQ,-AVX512VL,-AVX512_4FMAPS,-AVX512_4VNNIW"
 MASK_NOTE = "BENCH_CPUID_MASK"      # bench.common.print_machine prints it beside the machine line
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return out.returncode
     if not command:
         ap.error("give a command after --, or --check")
+    real_stderr_back()                     # bench's stderr filter would not outlive the exec
     os.execvpe(command[0], command, env)   # the command takes this process's place: its exit status is ours
 
 

@@ -6,6 +6,7 @@ check what the libraries really see under it, and that a real crash is still a c
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -29,8 +30,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("gcc") or "c
 
 
 def run_masked(*command: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    """As a user runs it: outside pytest (whose marker variable turns bench's stderr filter off)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     return subprocess.run([sys.executable, "-m", "bench.as_avx2", *command], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 def test_numpy_and_onednn_see_avx2_and_nothing_above():
@@ -59,6 +62,11 @@ def test_a_real_segfault_still_kills_the_program():
 def test_the_programs_own_segfault_handler_still_runs():
     r = run_masked("--", sys.executable, "-X", "faulthandler", "-c", "import ctypes; ctypes.string_at(0)")
     assert r.returncode != 0 and "Fatal Python error: Segmentation fault" in r.stderr, r.stderr[-1000:]
+
+
+def test_the_commands_stderr_reaches_the_user():
+    r = run_masked("--", sys.executable, "-c", "import sys; sys.stderr.write('to stderr\\n'); raise ValueError('x')")
+    assert r.returncode == 1 and "to stderr" in r.stderr and "ValueError: x" in r.stderr, r.stderr[-1000:]
 
 
 def test_the_command_keeps_its_exit_status_and_gets_the_note():
