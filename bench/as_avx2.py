@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from fer_core.runs.quiet import real_stderr_back
@@ -33,11 +32,14 @@ CHECK = ("import numpy, tensorflow as tf; "
 
 
 def shim_library() -> Path:
-    """The compiled shim, cached by the source's hash so an edit recompiles it."""
+    """The compiled shim, cached by the source's hash so an edit recompiles it, in the user's own cache folder
+    (a library to be preloaded must not come from a folder other users can write to)."""
     if not shutil.which("gcc"):
         raise SystemExit("error: gcc is needed to build bench/avx2_only.c (apt-get install gcc)")
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-    lib = Path(tempfile.gettempdir()) / f"avx2_only-{digest}.so"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emotion-studio"
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lib = cache / f"avx2_only-{digest}.so"
     if not lib.exists():
         tmp = lib.with_suffix(f".{os.getpid()}.so")
         subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(tmp), str(SOURCE), "-ldl"], check=True)
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     env = masked_env(shim_library())
-    if args.check:
+    if args.check:          # without the oneDNN cap: what oneDNN reads from CPUID itself
+        env.pop("ONEDNN_MAX_CPU_ISA")
         env["ONEDNN_VERBOSE"] = "1"
         out = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True)
         lines = [ln for ln in (out.stdout + out.stderr).splitlines() if "sees:" in ln or ",isa:" in ln]

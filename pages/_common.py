@@ -60,10 +60,11 @@ def default_run_path() -> Path | None:
     return Path(runs[0]["path"]) if runs else None
 
 
-def release_recognizer(recognizer) -> None:
-    """A model leaving the cache: its frozen cycles are collected once the cache has let go of it."""
+def release_recognizer(released) -> None:
+    """A model (or Grad-CAM's hold on one) leaving its cache: its frozen cycles are collected once the cache
+    has let go of it. A model some other holder keeps (a webcam session) is collected at a later release."""
     from fer_core.model.kerasenv import collect_released
-    collect_released(recognizer)
+    collect_released(released)
 
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4, on_release=release_recognizer)

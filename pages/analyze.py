@@ -13,7 +13,8 @@ import streamlit as st
 
 from fer_core.runs import store
 from fer_core.serve import annotate
-from pages._common import detector_settings, ensure_app_navigation, literal, model_picker, recognizer_for
+from pages._common import (detector_settings, ensure_app_navigation, literal, model_picker, recognizer_for,
+                           release_recognizer)
 from pages._profiles import make_profile_from_photos, manage_profiles, profile_label, profile_picker
 
 ensure_app_navigation()
@@ -21,7 +22,7 @@ ensure_app_navigation()
 DISPLAY_SIDE = 1400     # longest side sent to the browser; downloads keep full resolution
 
 
-@st.cache_resource(show_spinner="Preparing Grad-CAM…", max_entries=4)
+@st.cache_resource(show_spinner="Preparing Grad-CAM…", max_entries=4, on_release=release_recognizer)
 def get_gradcam(run_path: str, stamp: tuple = ()):
     """One Grad-CAM model per run per server, like the recognizer, keyed on the model files' stamp too."""
     from fer_core.serve.gradcam import GradCam

@@ -46,6 +46,41 @@ def test_numpy_and_onednn_see_avx2_and_nothing_above():
     assert isa.endswith("isa:Intel AVX2"), isa
 
 
+XNNPACK_AFTER_MARK = """
+import sys, numpy as np, tensorflow
+from fer_core.model.predict import make_tflite_fn
+sys.stderr.write("MARK\\n"); sys.stderr.flush()
+print(make_tflite_fn("{model}")(np.zeros((1, 48, 48, 1), np.float32)).shape)
+"""
+
+
+def test_the_apps_litert_engine_asks_cpuid_through_the_mask(default_run):
+    """XNNPACK (under LiteRT, the app's engine) reads the instruction set when its first interpreter is made:
+    its CPUID questions, leaf 7 (AVX-512, VNNI) and 7.1 (bf16) among them, must reach the mask."""
+    env_log = {**os.environ, "FAKE_CPUID_LOG": "1"}
+    env_log.pop("PYTEST_CURRENT_TEST", None)
+    script = XNNPACK_AFTER_MARK.format(model=default_run / "model.tflite")
+    r = subprocess.run([sys.executable, "-m", "bench.as_avx2", "--", sys.executable, "-c", script], cwd=REPO,
+                       capture_output=True, text=True, timeout=240, env=env_log)
+    assert r.returncode == 0 and "(1, 7)" in r.stdout, r.stdout + r.stderr[-2000:]
+    after = r.stderr.split("MARK", 1)[1]
+    assert "fake cpuid: leaf 0x00000007.0" in after and "fake cpuid: leaf 0x00000007.1" in after, after[-2000:]
+
+
+def test_numpy_under_pythons_faulthandler_still_sees_avx2():
+    """faulthandler installs its own SIGSEGV handler before numpy asks CPUID: the mask's must stay in front."""
+    r = run_masked("--", sys.executable, "-X", "faulthandler", "-c",
+                   "import numpy; print(numpy._core._multiarray_umath.__cpu_features__['AVX512F'])")
+    assert r.returncode == 0 and r.stdout.strip() == "False", (r.returncode, r.stdout, r.stderr[-1000:])
+
+
+def test_a_thread_that_blocks_segfaults_still_gets_masked_answers():
+    r = run_masked("--", sys.executable, "-c",
+                   "import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGSEGV}); import numpy; "
+                   "print(numpy._core._multiarray_umath.__cpu_features__['AVX512F'])")
+    assert r.returncode == 0 and r.stdout.strip() == "False", (r.returncode, r.stdout, r.stderr[-1000:])
+
+
 def test_unmasked_this_machine_differs_where_it_has_avx512():
     """Without the mask numpy sees what /proc/cpuinfo lists (so the check above is the mask's doing)."""
     if "avx512f" not in cpu_flags():
@@ -57,6 +92,11 @@ def test_unmasked_this_machine_differs_where_it_has_avx512():
 def test_a_real_segfault_still_kills_the_program():
     r = run_masked("--", sys.executable, "-c", "import ctypes; ctypes.string_at(0)")
     assert r.returncode == -11, (r.returncode, r.stderr[-1000:])
+
+
+def test_a_segfault_sent_by_kill_still_kills_the_program():
+    r = run_masked("--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV); print('on')")
+    assert r.returncode == -11 and "on" not in r.stdout, (r.returncode, r.stdout)
 
 
 def test_the_programs_own_segfault_handler_still_runs():

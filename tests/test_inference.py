@@ -79,22 +79,26 @@ def test_from_run_without_a_model_says_so(tmp_path):
         EmotionRecognizer.from_run(tmp_path)
 
 
-def test_a_model_released_from_the_app_cache_is_collected_cycles_and_all(default_run):
+def test_a_model_released_from_the_app_cache_is_collected_cycles_and_all(default_run, monkeypatch):
     """The app freezes every object alive after a model loads (no gc walk of TensorFlow on every click); a
-    model dropped from its cache must not stay frozen for good: collect_released frees it once let go."""
+    model dropped from its cache must not stay frozen for good: the cache's release hook frees it."""
     import gc
     import weakref
 
-    from fer_core.model.kerasenv import collect_released, freeze_long_lived
-    from fer_core.serve.recognizer import EmotionRecognizer
-    rec = EmotionRecognizer.from_run(default_run)
+    from fer_core.model import kerasenv
+    from pages import _common
+    hooks = []
+    monkeypatch.setattr(kerasenv, "collect_released", lambda released: hooks.append(type(released).__name__))
+    _common.get_recognizer.clear()
+    rec = _common.get_recognizer(str(default_run), store.model_stamp(default_run))
     rec.cycle = rec                             # as Keras objects hold: freed only by the collector
     gone = weakref.ref(rec)
-    freeze_long_lived()
+    del rec
     try:
-        timer = collect_released(rec, delay=0.5)     # the caller lets go within that half second
-        del rec
-        timer.join(10)
+        _common.get_recognizer.clear()          # the cache lets go and calls its release hook
+        assert hooks == ["EmotionRecognizer"] and gone() is not None, "frozen: reference counting alone cannot free it"
+        monkeypatch.undo()
+        kerasenv.collect_released(None, delay=0.0).join(10)
         assert gone() is None
     finally:
         gc.unfreeze()

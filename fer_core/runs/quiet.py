@@ -19,7 +19,7 @@ NOISE = re.compile(
     r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
     r"|.*(cuInit|CUDA error|cuda drivers|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS))")
 _FILTERING = False
-_REAL_STDERR: int | None = None     # fd 2 as it was before the filter, while filtering
+_STOP_FILTERING = None              # while filtering: gives fd 2 back and lets the filter write what it holds
 
 
 def is_noise(line: str) -> bool:
@@ -38,12 +38,12 @@ def quiet_startup() -> None:
 def filter_stderr() -> None:
     """From now on, this process's stderr (fd 2, C++ included) loses the noise lines and keeps the rest.
     Once per process: a second call would stack a second pipe for nothing."""
-    global _FILTERING, _REAL_STDERR
+    global _FILTERING, _STOP_FILTERING
     if _FILTERING:
         return
     _FILTERING = True
     read_end, write_end = os.pipe()
-    real = _REAL_STDERR = os.dup(2)
+    real = os.dup(2)
     os.dup2(write_end, 2)
     os.close(write_end)
 
@@ -60,10 +60,11 @@ def filter_stderr() -> None:
         os.dup2(real, 2)   # closes the pipe's last write end, so the pump reaches its end
         thread.join(timeout=5)
     atexit.register(flush_at_exit)
+    _STOP_FILTERING = flush_at_exit
 
 
 def real_stderr_back() -> None:
     """Before exec: fd 2 becomes the real stderr again, as the filter's thread does not survive exec (the
     program that replaces this one would write into a pipe nobody reads)."""
-    if _REAL_STDERR is not None:
-        os.dup2(_REAL_STDERR, 2)
+    if _STOP_FILTERING is not None:
+        _STOP_FILTERING()
