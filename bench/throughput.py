@@ -84,7 +84,7 @@ def fer_line(x: np.ndarray, seconds: float) -> str:
     if fer is None:
         return f"fer: {note}"
     faces = np.stack([cv2.resize(f[..., 0], (64, 64)) for f in x]).astype(np.float32)
-    faces = (faces / 255.0 - 0.5) * 2.0                          # fer's own preprocessing (v2)
+    faces = (faces / 255.0 - 0.5) * 2.0      # fer's own preprocessing (v2); (N, 64, 64), as fer passes them
     rate = crops_per_second(fer._classify_emotions, faces, seconds)
     return f"{note} FER._classify_emotions: {rate:,.0f} crops/s (same {len(x)} crops at 64x64)"
 

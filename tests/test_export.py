@@ -140,3 +140,27 @@ def test_export_refuses_a_folder_without_a_model(tmp_path):
     r = run_cli("export", tmp_path, timeout=120)
     assert r.returncode == 2
     assert "no model.keras" in r.stderr and "Traceback" not in r.stderr
+
+
+def litert_ops(flatbuffer: bytes) -> set[str]:
+    import tensorflow as tf
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    return {op["op_name"] for op in interpreter._get_ops_details()}
+
+
+def test_a_model_trained_without_augmentation_exports_with_its_weights_inside(ckplus, tmp_path):
+    """A run trained with Augmentation off has no augmentation layers; its LiteRT file must still carry the
+    weights as constants (left as variables, int8 conversion failed and float32 ran at a third of the speed)."""
+    from fer_core.model.backbones import build_model
+    from fer_core.model.kerasenv import keras
+    from fer_core.model.predict import make_tflite_fn
+    from fer_core.serve.export import convert_to_tflite
+    model, _, _ = build_model("fer_vgg", 7, augment=False)
+    x = real_faces(ckplus, 32)
+    for quantize in ("none", "int8"):
+        flat = convert_to_tflite(model, quantize, x if quantize == "int8" else None)
+        assert not litert_ops(flat) & {"READ_VARIABLE", "VAR_HANDLE"}, quantize
+        (tmp_path / f"{quantize}.tflite").write_bytes(flat)
+    keras_p = keras.ops.convert_to_numpy(model(x, training=False))
+    assert np.abs(make_tflite_fn(tmp_path / "none.tflite")(x) - keras_p).max() < 5e-3
+    assert make_tflite_fn(tmp_path / "int8.tflite")(x).shape == keras_p.shape

@@ -79,7 +79,10 @@ def convert_to_tflite(model, quantize: str = "none", calibration: np.ndarray | N
     import tensorflow as tf
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="pixels")
     fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-    concrete = fn.get_concrete_function()
+    # The weights frozen into the function first: left to the converter, they stayed variables whenever the
+    # model has no augmentation layers (no constant folding, no XNNPACK, int8 failing at READ_VARIABLE).
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    concrete = convert_variables_to_constants_v2(fn.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
