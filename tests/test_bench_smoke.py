@@ -49,6 +49,12 @@ def test_throughput(tiny_run, fer2013):
     assert re.search(rf"keras float32 copy +{NUM} +{NUM} +{NUM}", out), out
 
 
+def test_model_cost(tiny_run, fer2013):
+    out = run_bench("model_cost", tiny_run)
+    assert re.search(rf"the run's model, float32 conversion +{NUM} M +{NUM} +{NUM}", out), out
+    assert re.search(rf"fer_vgg at 32-64-128-256, random, float32 +118\.0 M +{NUM}", out), out
+
+
 def test_memory(tiny_run, photos):
     out = run_bench("memory", tiny_run)
     assert re.search(rf"RSS after warm-up \(100 frames\): {NUM} MB", out), out

@@ -87,9 +87,9 @@ def test_a_model_released_from_the_app_cache_is_collected_cycles_and_all(default
 
     from fer_core.model import kerasenv
     from pages import _common
+    _common.get_recognizer.clear()             # models other tests left in the app's cache go first
     hooks = []
     monkeypatch.setattr(kerasenv, "collect_released", lambda released: hooks.append(type(released).__name__))
-    _common.get_recognizer.clear()
     rec = _common.get_recognizer(str(default_run), store.model_stamp(default_run))
     rec.cycle = rec                             # as Keras objects hold: freed only by the collector
     gone = weakref.ref(rec)
