@@ -20,11 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.common import CPUID_MASK_NOTE as MASK_NOTE   # print_machine prints it beside the machine line
 from fer_core.runs.quiet import real_stderr_back
 
 SOURCE = Path(__file__).with_name("avx2_only.c")
 GLIBC_MASK = "glibc.cpu.hwcaps=-AVX512F,-AVX512CD,-AVX512BW,-AVX512DQ,-AVX512VL,-AVX512_4FMAPS,-AVX512_4VNNIW"
-MASK_NOTE = "BENCH_CPUID_MASK"      # bench.common.print_machine prints it beside the machine line
 CHECK = ("import numpy, tensorflow as tf; "
          "print('numpy sees:', ' '.join(f for f, on in numpy._core._multiarray_umath.__cpu_features__.items()"
          " if on and f.startswith(('AVX', 'FMA', 'F16C'))));"

@@ -68,6 +68,9 @@ def cpu_flags() -> str:
     return "?"
 
 
+CPUID_MASK_NOTE = "BENCH_CPUID_MASK"   # set by bench.as_avx2: what the libraries were shown of the CPU
+
+
 def print_machine() -> None:
     """The machine line every benchmark prints, so figures can be compared fairly."""
     from fer_core.model.kerasenv import library_versions
@@ -77,8 +80,8 @@ def print_machine() -> None:
     print(f"machine: {cpu_model()} ({cpu_flags()}), {cores} cores, load average {load:.2f} at start")
     print(f"software: Python {platform.python_version()}, TensorFlow {v.get('tensorflow', '-')}, "
           f"Keras {v['keras']} ({v['backend']}), OpenCV {v.get('opencv', '-')}, NumPy {v['numpy']}")
-    if os.environ.get("BENCH_CPUID_MASK"):
-        print(f"note: {os.environ['BENCH_CPUID_MASK']}")
+    if os.environ.get(CPUID_MASK_NOTE):
+        print(f"note: {os.environ[CPUID_MASK_NOTE]}")
     if load > 0.5 * (cores or 1):
         print("note: the machine was busy; timings are not final figures")
 

@@ -19,17 +19,11 @@ from bench.throughput import crops_per_second, load_crops
 WIDTHS = ((32, 64, 128, 256), (24, 48, 96, 192), (16, 32, 64, 128))
 
 
-def leaf_layers(layer):
-    for sub in getattr(layer, "layers", None) or []:
-        yield from leaf_layers(sub)
-    if not getattr(layer, "layers", None):
-        yield layer
-
-
 def multiply_adds(model) -> int:
     """Per face: every Conv2D's kernel size times its output positions, plus every Dense's kernel size."""
+    from fer_core.model.backbones import all_layers
     total = 0
-    for layer in leaf_layers(model):
+    for layer in all_layers(model):
         if type(layer).__name__ == "Conv2D":
             total += int(np.prod(layer.kernel.shape)) * int(np.prod(layer.output.shape[1:3]))
         elif type(layer).__name__ == "Dense":

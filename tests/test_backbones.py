@@ -176,8 +176,8 @@ def test_imagenet_offline_fails_fast_naming_the_file_then_works_once_placed(tmp_
 
 
 def _batchnorm_momenta(model):
-    from fer_core.model.backbones import _all_layers
-    return sorted({round(l.momentum, 4) for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)})
+    from fer_core.model.backbones import all_layers
+    return sorted({round(l.momentum, 4) for l in all_layers(model) if isinstance(l, keras.layers.BatchNormalization)})
 
 
 def test_short_epochs_shorten_batchnorm_memory_and_long_ones_keep_it():

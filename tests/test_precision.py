@@ -90,13 +90,6 @@ def _tiny_folder(root: Path, n=12) -> Path:
     return root
 
 
-def all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from all_layers(layer)
-
-
 @pytest.mark.parametrize("cpuinfo, used", [(ZEN3, "float32"), (ZEN5, "mixed_bfloat16")])
 def test_a_run_trains_in_the_chosen_precision_and_records_why(tmp_path, monkeypatch, cpuinfo, used):
     from fer_core.model.kerasenv import keras
@@ -116,6 +109,7 @@ def test_a_run_trains_in_the_chosen_precision_and_records_why(tmp_path, monkeypa
     assert info["config"]["precision"] == "auto"
     assert info["precision"]["used"] == used and info["precision"]["reason"].startswith(f"auto: {used}")
     model = load_model_safe(run_dir / "model.keras")
+    from fer_core.model.backbones import all_layers
     compute = {layer.dtype_policy.compute_dtype for layer in all_layers(model) if layer.weights}
     assert ("bfloat16" in compute) == (used == "mixed_bfloat16"), compute
     assert f"precision: auto: {used}" in (run_dir / "train.log").read_text()

@@ -251,7 +251,7 @@ def unfreeze_top(features: keras.Model, n_layers: int) -> int:
         pass
     chosen = set(id(l) for l in blocks[len(blocks) - n_layers:])
     count = 0
-    for layer in _all_layers(features):
+    for layer in all_layers(features):
         if layer is features or isinstance(layer, keras.Model):
             continue
         train = id(layer) in chosen and not isinstance(layer, layers.BatchNormalization)
@@ -272,18 +272,19 @@ def shorten_batchnorm_memory(model, steps_per_epoch: int) -> float | None:
     """
     target = min(0.99, max(0.9, 1.0 - 4.0 / max(1, steps_per_epoch)))
     changed = 0
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, layers.BatchNormalization) and layer.momentum > target + 1e-9:
             layer.momentum = target   # read by BatchNormalization.call, so set before fit traces it
             changed += 1
     return round(target, 4) if changed else None
 
 
-def _all_layers(model):
+def all_layers(model):
+    """Every layer, nested models' layers included (the features sub-model, the head)."""
     for l in model.layers:
         yield l
         if isinstance(l, keras.Model):
-            yield from _all_layers(l)
+            yield from all_layers(l)
 
 
 def resolve_input_size(backbone: str, input_size: int) -> int:
